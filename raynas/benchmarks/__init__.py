@@ -1,0 +1,1 @@
+"""Benchmark data shipped with raynas (see ATTRIBUTION.md in this folder)."""

@@ -1,0 +1,205 @@
+"""``raynas`` command line: run, resume, report, export, tensorboard, spaces.
+
+User errors (bad experiment file, unknown names, missing folders) end with one line on
+stderr and exit code 2; an interrupted run exits 130 after telling how to resume. Bugs keep
+their traceback. Heavy imports (Ray, torch) happen after argument parsing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="raynas", description="Neural Architecture Search on Ray Tune."
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run an experiment file", description="Run an experiment.")
+    r.add_argument("file", help="experiment YAML file")
+    r.add_argument("--address", help="Ray cluster address (e.g. auto); default: local Ray")
+    r.add_argument("--name", help="experiment name (default: from the file, else its stem)")
+    r.add_argument("--storage-path", help="where results go (local folder or URI)")
+    r.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set num_samples=50 --set searcher.options.seed=3",
+    )
+    r.add_argument("-q", "--quiet", action="store_true", help="no Tune progress tables")
+
+    s = sub.add_parser(
+        "resume",
+        help="continue an interrupted experiment",
+        description="Resume an interrupted experiment from its folder.",
+    )
+    s.add_argument("path", help="experiment folder (<storage_path>/<name>)")
+    s.add_argument("--address", help="Ray cluster address; default: local Ray")
+
+    rep = sub.add_parser(
+        "report",
+        help="leaderboard of an experiment",
+        description="Print the top architectures, trial states and wall time.",
+    )
+    rep.add_argument("path", help="experiment folder")
+    rep.add_argument("--top", type=int, default=10, help="rows in the leaderboard")
+
+    e = sub.add_parser(
+        "export",
+        help="best architecture as JSON",
+        description="Write the best architecture (config, string, genotype).",
+    )
+    e.add_argument("path", help="experiment folder")
+    e.add_argument("--out", help="output file (default: stdout)")
+
+    t = sub.add_parser(
+        "tensorboard",
+        help="start TensorBoard on 127.0.0.1 over an experiment",
+        description="Serve TensorBoard over an experiment folder.",
+    )
+    t.add_argument("path", help="experiment folder (or any folder of experiments)")
+    t.add_argument("--port", type=int, default=6006)
+    t.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
+
+    sub.add_parser(
+        "spaces",
+        help="list search spaces and their sizes",
+        description="List the registered search spaces.",
+    )
+    return p
+
+
+def _fail(message: str) -> int:
+    print(f"raynas: error: {message}", file=sys.stderr)
+    return EXIT_USER_ERROR
+
+
+def _local_ray_env(address: str | None) -> None:
+    # An embedded local Ray binds to loopback only; must be set before Ray is imported.
+    if not address or address.split(":")[0] in ("127.0.0.1", "localhost"):
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def _finish(grid, exp_dir: str) -> int:
+    """Print the outcome of a Tuner run; 130 if trials are left unfinished."""
+    from raynas import results
+
+    summary = results.load(exp_dir)
+    print(results.format_report(summary, top=5))
+    finished = summary.states.get("TERMINATED", 0) + summary.states.get("ERROR", 0)
+    if finished < summary.config.num_samples and not summary.config.time_budget_s:
+        print(
+            f"\ninterrupted: {finished} of {summary.config.num_samples} trials finished; "
+            f"continue with: raynas resume {exp_dir}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    try:
+        top = results.best(summary)
+    except ValueError:
+        return 1
+    print(f"\nbest architecture: {top['arch']}  ({top['metric']}={top['metrics'][top['metric']]})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _local_ray_env(args.address)
+    from raynas import config as cfgmod
+    from raynas import experiment
+
+    overrides = list(args.set)
+    if args.name:
+        overrides.append(f"name={args.name}")
+    if args.storage_path:
+        overrides.append(f"storage_path={args.storage_path}")
+    cfg = cfgmod.load(args.file, overrides)
+    grid = experiment.run(cfg, address=args.address, verbose=0 if args.quiet else 1)
+    return _finish(grid, str(Path(experiment.storage_path(cfg)) / str(cfg.name)))
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    _local_ray_env(args.address)
+    from raynas import experiment
+
+    grid = experiment.resume(args.path, address=args.address)
+    return _finish(grid, str(Path(args.path).expanduser().resolve()))
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from raynas import results
+
+    print(results.format_report(results.load(args.path), top=args.top))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from raynas import results
+
+    text = json.dumps(results.best(results.load(args.path)), indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+        print(f"wrote {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_tensorboard(args: argparse.Namespace) -> int:
+    from raynas.tensorboard import serve
+
+    path = Path(args.path).expanduser()
+    if not path.is_dir():
+        return _fail(f"experiment folder not found: {path}")
+    print(f"TensorBoard at http://{args.host}:{args.port}/ over {path} (Ctrl-C to stop)")
+    proc = serve(str(path), port=args.port, host=args.host)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait()
+        return 0
+
+
+def cmd_spaces(args: argparse.Namespace) -> int:
+    import search_spaces
+
+    for name in search_spaces.names():
+        space = search_spaces.get(name)
+        print(f"{name:<12} {len(space.tune_space()):>3} keys   {space.size():.4g} architectures")
+    return 0
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "resume": cmd_resume,
+    "report": cmd_report,
+    "export": cmd_export,
+    "tensorboard": cmd_tensorboard,
+    "spaces": cmd_spaces,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from raynas.config import ConfigError
+
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

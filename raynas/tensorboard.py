@@ -1,0 +1,99 @@
+"""Search-level TensorBoard logging and the ``raynas tensorboard`` server.
+
+Per-trial scalars are written by Tune's own TensorBoardX logger into each trial folder.
+``SearchProgressCallback`` adds the view of the search as a whole under ``<experiment>/search``:
+the metric of every completed trial and the best so far, against the number of completed
+trials, plus the best architecture as text.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import subprocess
+import sys
+from typing import Any
+
+from ray.tune import Callback
+
+log = logging.getLogger(__name__)
+
+
+class SearchProgressCallback(Callback):
+    """Writes ``search/<metric>`` and ``search/best_<metric>`` per completed trial.
+
+    Picklable: the writer is opened lazily and never pickled; the counters survive a resume
+    through ``get_state``/``set_state``.
+    """
+
+    def __init__(self, experiment_dir: str, metric: str, mode: str) -> None:
+        self.logdir = os.path.join(experiment_dir, "search")
+        self.metric = metric
+        self.mode = mode
+        self.completed = 0
+        self.best: float | None = None
+        self.best_arch: str | None = None
+        self._writer = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_writer"] = None
+        return state
+
+    def get_state(self) -> dict[str, Any]:
+        return {"completed": self.completed, "best": self.best, "best_arch": self.best_arch}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.completed = state.get("completed", 0)
+        self.best = state.get("best")
+        self.best_arch = state.get("best_arch")
+
+    def _better(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
+        result = trial.last_result or {}
+        value = result.get(self.metric)
+        if not isinstance(value, int | float) or math.isnan(value):
+            log.warning("trial %s completed without a numeric %r", trial, self.metric)
+            return
+        self.completed += 1
+        if self._better(value):
+            self.best, self.best_arch = float(value), result.get("arch")
+        writer = self._get_writer()
+        writer.add_scalar(f"search/{self.metric}", value, self.completed)
+        writer.add_scalar(f"search/best_{self.metric}", self.best, self.completed)
+        if self.best_arch is not None:
+            writer.add_text("search/best_arch", str(self.best_arch), self.completed)
+        writer.flush()
+
+    def _get_writer(self):
+        if self._writer is None:
+            from tensorboardX import SummaryWriter
+
+            self._writer = SummaryWriter(self.logdir)
+        return self._writer
+
+    def on_experiment_end(self, trials: list, **info) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def serve(logdir: str, port: int = 6006, host: str = "127.0.0.1") -> subprocess.Popen:
+    """Start a TensorBoard server over ``logdir`` bound to ``host`` (loopback by default)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "tensorboard.main",
+        "--logdir",
+        logdir,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    return subprocess.Popen(cmd)
