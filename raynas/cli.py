@@ -174,7 +174,9 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 
     for name in search_spaces.names():
         space = search_spaces.get(name)
-        print(f"{name:<12} {len(space.tune_space()):>3} keys   {space.size():.4g} architectures")
+        size = space.size()
+        shown = f"{size:,}" if size < 10**9 else f"{size:.3e}"
+        print(f"{name:<12} {len(space.tune_space()):>3} keys   {shown:>12} architectures")
     return 0
 
 

@@ -129,10 +129,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Connect to ``address`` or start an embedded local Ray (dashboard off)."""
     import ray
 
-    if ray.is_initialized():
-        return
     if address:
         check_reachable(address)
+    if ray.is_initialized():
+        return
     try:
         if address:
             ray.init(address=address, log_to_driver=False)
@@ -149,6 +149,7 @@ def run(config: ExperimentConfig, address: str | None = None, verbose: int = 1):
         ConfigError: bad config, or the experiment folder already holds an experiment.
     """
     from ray import tune
+    from ray.tune.search import Searcher
 
     parts = build(config)
     root = storage_path(config)
@@ -172,7 +173,10 @@ def run(config: ExperimentConfig, address: str | None = None, verbose: int = 1):
             search_alg=parts.searcher,
             scheduler=parts.scheduler,
             num_samples=config.num_samples,
-            max_concurrent_trials=config.max_concurrent,
+            # Searchers that limit concurrency themselves (random) got it in build().
+            max_concurrent_trials=(
+                config.max_concurrent if isinstance(parts.searcher, Searcher) else None
+            ),
             time_budget_s=config.time_budget_s,
             reuse_actors=True,
             trial_dirname_creator=trial_dirname,

@@ -21,7 +21,7 @@ _REGISTRY: dict[str, str] = {
     "hyperopt": "raynas.searchers.peers:make_hyperopt",
 }
 
-_COMMON = {"space", "metric", "mode", "seed"}
+_COMMON = {"space", "metric", "mode", "seed", "max_concurrent"}
 
 
 def names() -> list[str]:
@@ -42,6 +42,7 @@ def make(
     metric: str | None = None,
     mode: str | None = None,
     seed: int | None = None,
+    max_concurrent: int | None = None,
     **options: Any,
 ):
     """Build the searcher ``name`` over ``space``.
@@ -52,6 +53,8 @@ def make(
         metric: metric to optimise (also set by the Tuner through ``set_search_properties``).
         mode: "max" or "min".
         seed: seed of the searcher's randomness (None = nondeterministic).
+        max_concurrent: trials in flight; only passed to searchers that limit it themselves
+            (Tune's random search); the Tuner limits the others.
         **options: searcher-specific options.
 
     Raises:
@@ -66,4 +69,6 @@ def make(
                 f"unknown option {key!r} for searcher {name!r}; "
                 f"valid options: {', '.join(accepted) or '(none)'}"
             )
+    if "max_concurrent" in params:
+        options["max_concurrent"] = max_concurrent
     return make_fn(space=space, metric=metric, mode=mode, seed=seed, **options)

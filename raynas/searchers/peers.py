@@ -17,11 +17,16 @@ def make_random(
     mode: str | None,
     seed: int | None,
     points_to_evaluate: list[dict] | None = None,
+    max_concurrent: int | None = None,
 ):
     """Tune's BasicVariantGenerator: uniform random sampling of the space."""
     from ray.tune.search import BasicVariantGenerator
 
-    return BasicVariantGenerator(points_to_evaluate=points_to_evaluate, random_state=seed)
+    return BasicVariantGenerator(
+        points_to_evaluate=points_to_evaluate,
+        random_state=seed,
+        max_concurrent=max_concurrent or 0,
+    )
 
 
 def make_optuna(

@@ -7,6 +7,7 @@ simulated 12-epoch training cost (see ``raynas.benchmarks.nb201.simulated_cost_s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from ray import tune
@@ -37,18 +38,27 @@ def evaluate(space: SearchSpace, config: dict, dataset: str) -> dict:
     }
 
 
-def make(space: SearchSpace, dataset: str = "cifar10") -> Callable[[dict], None]:
+def make(
+    space: SearchSpace, dataset: str = "cifar10", delay_s: float = 0.0
+) -> Callable[[dict], None]:
     """Table trainable for the ``nb201`` space.
 
     Args:
         space: must be the nb201 space (the table only knows NB201 cells).
         dataset: cifar10 | cifar100 | imagenet16-120.
+        delay_s: wall-clock seconds each trial sleeps before answering, to emulate training
+            time (demos of scheduling and interruption; 0 = answer at once).
     """
     if space.name != "nb201":
         raise ValueError(f"the table trainable needs the nb201 space, got {space.name!r}")
     nb201.check_dataset(dataset)
+    if not 0 <= delay_s <= 3600:
+        raise ValueError(f"delay_s must be in [0, 3600], got {delay_s}")
 
     def table_trainable(config: dict) -> None:
-        tune.report(evaluate(space, config, dataset))
+        metrics = evaluate(space, config, dataset)
+        if delay_s:
+            time.sleep(delay_s)
+        tune.report(metrics)
 
     return table_trainable

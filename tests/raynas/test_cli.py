@@ -1,0 +1,150 @@
+"""CLI end to end on a real local Ray: run, report, export, spaces, tensorboard."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+
+import pytest
+from helpers import EXAMPLES, RAYNAS, cli_env
+
+from raynas import cli
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    code = cli.main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def finished(ray_address, tmp_path_factory):
+    """A finished 12-trial random-search experiment over the NB201 table."""
+    root = tmp_path_factory.mktemp("results")
+    code = cli.main(
+        [
+            "run",
+            str(EXAMPLES / "nb201_random.yaml"),
+            "--storage-path",
+            str(root),
+            "--name",
+            "cli",
+            "--set",
+            "num_samples=12",
+            "-q",
+        ]
+    )
+    assert code == 0
+    return root / "cli"
+
+
+def test_run_prints_best_architecture_and_writes_results(finished, capsys):
+    assert (finished / "raynas.yaml").is_file()
+    trial_dirs = [p for p in finished.iterdir() if p.name.startswith("table_trainable_")]
+    assert len(trial_dirs) == 12
+    # TensorBoard: per-trial event files (Tune's TBX logger) and the search-level file.
+    assert all(any(p.glob("events.out.tfevents.*")) for p in trial_dirs)
+    assert any((finished / "search").glob("events.out.tfevents.*"))
+
+
+def test_report_shows_terminated_trials_and_leaderboard(finished, capsys):
+    code, out, _ = run_cli(["report", str(finished), "--top", "3"], capsys)
+    assert code == 0
+    assert "trials: 12 of num_samples=12   terminated: 12" in out
+    rows = [line for line in out.splitlines() if line[:1].isdigit()]
+    assert len(rows) == 3
+    values = [float(r.split()[2]) for r in rows]
+    assert values == sorted(values, reverse=True)
+
+
+def test_export_writes_best_architecture_json(finished, capsys, tmp_path):
+    out_file = tmp_path / "best.json"
+    code, _, _ = run_cli(["export", str(finished), "--out", str(out_file)], capsys)
+    assert code == 0
+    best = json.loads(out_file.read_text())
+    from raynas.benchmarks.nb201 import table
+
+    assert best["space"] == "nb201"
+    assert len(best["genotype"]["ops"]) == 6 and len(best["config"]) == 6
+    entry = table().lookup(best["arch"], "cifar10")
+    assert best["metrics"]["val_acc"] == pytest.approx(entry.val_acc)
+    # It is the best of the experiment.
+    _, report, _ = run_cli(["report", str(finished), "--top", "1"], capsys)
+    assert best["arch"] in report
+
+
+def test_report_on_missing_folder_is_a_user_error(tmp_path, capsys):
+    code, _, err = run_cli(["report", str(tmp_path / "nope")], capsys)
+    assert code == 2 and "experiment folder not found" in err
+    code, _, err = run_cli(["export", str(tmp_path)], capsys)
+    assert code == 2 and "not a raynas experiment folder" in err
+
+
+def test_run_refuses_to_overwrite_an_experiment(finished, capsys):
+    code, _, err = run_cli(
+        [
+            "run",
+            str(EXAMPLES / "nb201_random.yaml"),
+            "--storage-path",
+            str(finished.parent),
+            "--name",
+            "cli",
+        ],
+        capsys,
+    )
+    assert code == 2 and "raynas resume" in err
+
+
+def test_spaces_lists_names_and_sizes(capsys):
+    code, out, _ = run_cli(["spaces"], capsys)
+    assert code == 0
+    assert "nb201" in out and "15,625 architectures" in out
+    assert "darts" in out and "mobilenetv3" in out and "macro" in out
+
+
+@pytest.mark.parametrize("command", ["run", "resume", "report", "export", "tensorboard", "spaces"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main([command, "--help"])
+    assert exc.value.code == 0
+    assert "usage: raynas " + command in capsys.readouterr().out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_tensorboard_serves_trial_and_search_scalars(finished):
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*RAYNAS, "tensorboard", str(finished), "--port", str(port)],
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 60
+        tags = None
+        while time.time() < deadline:
+            try:
+                url = f"http://127.0.0.1:{port}/data/plugin/scalars/tags"
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    tags = json.loads(resp.read())
+                if len(tags) >= 13:
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        assert tags is not None, "TensorBoard did not answer"
+        assert "search" in tags and "search/best_val_acc" in tags["search"]
+        trial_runs = [run for run in tags if run.startswith("table_trainable_")]
+        assert len(trial_runs) == 12
+        assert any("val_acc" in tag for tag in tags[trial_runs[0]])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
