@@ -30,6 +30,10 @@ Usage::
     python benchmarks/nb201_searchers.py                      # 10 seeds, budgets 100 300
     python benchmarks/nb201_searchers.py --quick              # smoke run
     python benchmarks/nb201_searchers.py --searchers optuna random --json out.json
+    python benchmarks/nb201_searchers.py --option optuna.multivariate=true
+
+Searchers run with the registry's defaults unless ``--option NAME.KEY=VALUE`` overrides one
+(VALUE is read as JSON, else taken as a string); the header line lists the overrides.
 """
 
 from __future__ import annotations
@@ -92,13 +96,19 @@ def _quiet_logs() -> None:
 
 
 def run_one(
-    name: str, dataset: str, seed: int, n_queries: int, space, table: nb201.NB201Table
+    name: str,
+    dataset: str,
+    seed: int,
+    n_queries: int,
+    space,
+    table: nb201.NB201Table,
+    options: dict[str, Any] | None = None,
 ) -> Run:
-    """Run searcher ``name`` for ``n_queries`` sequential queries on the table."""
+    """Run searcher ``name`` (with registry ``options``) for ``n_queries`` sequential queries."""
     from ray.tune.search import Searcher
 
     run = Run(dataset=dataset, searcher=name, seed=seed, n_requested=n_queries)
-    algo = searchers.make(name, space, metric=METRIC, mode=MODE, seed=seed)
+    algo = searchers.make(name, space, metric=METRIC, mode=MODE, seed=seed, **(options or {}))
 
     def record(config: dict) -> dict:
         arch = space.to_str(space.decode(config))
@@ -257,6 +267,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="smoke run: 2 seeds, budgets 20 50, cifar10 (explicit flags win)",
     )
     parser.add_argument("--json", metavar="FILE", help="write all per-seed numbers here")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME.KEY=VALUE",
+        help="searcher option, e.g. optuna.multivariate=true (repeatable; VALUE is JSON)",
+    )
     args = parser.parse_args(argv)
 
     args.searchers = args.searchers or searchers.names()
@@ -268,6 +285,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.datasets = args.datasets or (["cifar10"] if args.quick else list(nb201.DATASETS))
     args.seeds = args.seeds if args.seeds is not None else (2 if args.quick else 10)
     args.budgets = sorted(set(args.budgets or (QUICK_BUDGETS if args.quick else DEFAULT_BUDGETS)))
+    args.options = {}
+    for item in args.option:
+        target, eq, raw = item.partition("=")
+        name, dot, key = target.partition(".")
+        if not (eq and dot and name and key):
+            parser.error(f"--option must look like NAME.KEY=VALUE, got {item!r}")
+        if name not in args.searchers:
+            parser.error(f"--option {item!r} names searcher {name!r}, which is not being run")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        args.options.setdefault(name, {})[key] = value
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
     if args.budgets[0] < 1:
@@ -279,6 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     _quiet_logs()
     space = search_spaces.get("nb201")
+    for name, options in args.options.items():
+        try:  # a bad option is a user error: one line, no traceback
+            searchers.make(name, space, metric=METRIC, mode=MODE, seed=0, **options)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     table = nb201.table()
     n_queries = args.budgets[-1]
     command = (
@@ -301,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"# seeds: 0..{args.seeds - 1} ({args.seeds}); budgets: {args.budgets} queries "
         f"(one run of {n_queries} per seed); metric {METRIC} ({MODE}); "
-        f"searchers: {', '.join(args.searchers)}"
+        f"searchers: {', '.join(args.searchers)}; "
+        f"options: {json.dumps(args.options) if args.options else 'registry defaults'}"
     )
     for d, o in optimum.items():
         print(
@@ -315,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.searchers:
             t0 = time.perf_counter()
             for seed in range(args.seeds):
-                runs.append(run_one(name, d, seed, n_queries, space, table))
+                runs.append(
+                    run_one(name, d, seed, n_queries, space, table, args.options.get(name))
+                )
             print(
                 f"  {d} {name}: {args.seeds} seeds in {time.perf_counter() - t0:.1f} s",
                 file=sys.stderr,
@@ -340,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             "metric": METRIC,
             "mode": MODE,
             "searchers": args.searchers,
+            "options": args.options,
             "datasets": args.datasets,
             "optimum": optimum,
             "wall_s": wall,

@@ -70,7 +70,7 @@ def build(config: ExperimentConfig) -> Parts:
         raise _component_error("searcher", config.searcher.name, e) from None
     try:
         scheduler = schedulers.make(config.scheduler.name, **config.scheduler.options)
-    except (TypeError, ValueError, AssertionError) as e:
+    except (TypeError, ValueError) as e:
         raise _component_error("scheduler", config.scheduler.name, e) from None
     try:
         trainable = trainables.make(config.trainable.name, space, **config.trainable.options)

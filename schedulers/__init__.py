@@ -7,8 +7,6 @@ the experiment (the Tuner passes them through ``set_search_properties``).
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from typing import Any
 
 _REGISTRY: dict[str, str] = {
@@ -29,16 +27,11 @@ def make(name: str, **options: Any):
     ``metric`` and ``mode`` are not options here: the experiment sets them once for the
     searcher and the scheduler together.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown scheduler {name!r}; choose one of: {', '.join(names())}")
-    module, attr = _REGISTRY[name].split(":")
-    cls = getattr(importlib.import_module(module), attr)
-    params = inspect.signature(cls.__init__).parameters
-    accepted = [p for p in params if p not in ("self", "metric", "mode")]
-    for key in options:
-        if key not in accepted:
-            raise ValueError(
-                f"unknown option {key!r} for scheduler {name!r}; "
-                f"valid options: {', '.join(accepted) or '(none)'}"
-            )
-    return cls(**options)
+    from raynas.registry import check_options, resolve
+
+    cls = resolve("scheduler", name, _REGISTRY)
+    check_options("scheduler", name, cls, options, reserved=("metric", "mode"))
+    try:
+        return cls(**options)
+    except AssertionError as e:  # Tune's schedulers validate some options with assert
+        raise ValueError(f"invalid options {options} for scheduler {name!r}: {e}") from None

@@ -6,8 +6,6 @@ imported lazily so that reading the registry does not import torch.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from typing import Any
 
 from search_spaces.base import SearchSpace
@@ -28,10 +26,9 @@ def names() -> list[str]:
 
 def space_class(name: str) -> type[SearchSpace]:
     """The class registered under ``name``; ValueError listing valid names otherwise."""
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown search space {name!r}; choose one of: {', '.join(names())}")
-    module, cls = _REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), cls)
+    from raynas.registry import resolve
+
+    return resolve("search space", name, _REGISTRY)
 
 
 def get(name: str, **options: Any) -> SearchSpace:
@@ -40,15 +37,10 @@ def get(name: str, **options: Any) -> SearchSpace:
     Raises:
         ValueError: unknown space name or unknown / invalid option.
     """
+    from raynas.registry import check_options
+
     cls = space_class(name)
-    params = inspect.signature(cls.__init__).parameters
-    accepted = [p for p in params if p != "self"]
-    for key in options:
-        if key not in params:
-            raise ValueError(
-                f"unknown option {key!r} for search space {name!r}; "
-                f"valid options: {', '.join(accepted) or '(none)'}"
-            )
+    check_options("search space", name, cls, options)
     return cls(**options)
 
 

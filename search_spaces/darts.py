@@ -256,6 +256,34 @@ def parse_genotype(text: str) -> Genotype:
     return canonical(Genotype(**values))
 
 
+def default_reduction_layers(layers: int) -> tuple[int, ...]:
+    """DARTS' reduction positions: cells ``layers // 3`` and ``2 * layers // 3`` (deduplicated)."""
+    return tuple(sorted({layers // 3, 2 * layers // 3}))
+
+
+def check_reduction_layers(layers: int, reduction_layers: Sequence[int]) -> tuple[int, ...]:
+    """Validate reduction positions: sorted, distinct ints in ``[0, layers)``.
+
+    Returns:
+        The positions as a tuple of ints.
+
+    Raises:
+        ValueError: a position is not an int, out of range, repeated or out of order.
+    """
+    positions = tuple(reduction_layers)
+    for p in positions:
+        if isinstance(p, bool) or not isinstance(p, numbers.Integral) or not 0 <= p < layers:
+            raise ValueError(
+                f"invalid reduction layer {p!r} in reduction_layers={positions}; "
+                f"allowed: ints in [0, {layers - 1}] (layers={layers})"
+            )
+    if list(positions) != sorted(set(positions)):
+        raise ValueError(
+            f"reduction_layers must be sorted and distinct, got {positions} (layers={layers})"
+        )
+    return tuple(int(p) for p in positions)
+
+
 def _check_options(
     C: int, layers: int, drop_path_prob: float, reduction_layers: Sequence[int] | None
 ) -> tuple[int, ...] | None:
@@ -267,16 +295,7 @@ def _check_options(
         raise ValueError(f"drop_path_prob must be in [0, 1), got {drop_path_prob!r}")
     if reduction_layers is None:
         return None
-    positions = tuple(reduction_layers)
-    for p in positions:
-        if isinstance(p, bool) or not isinstance(p, numbers.Integral) or not 0 <= p < layers:
-            raise ValueError(
-                f"invalid reduction layer {p!r} in reduction_layers={positions}; "
-                f"allowed: ints in [0, {layers - 1}] (layers={layers})"
-            )
-    if list(positions) != sorted(set(positions)):
-        raise ValueError(f"reduction_layers must be sorted and distinct, got {positions}")
-    return tuple(int(p) for p in positions)
+    return check_reduction_layers(int(layers), reduction_layers)
 
 
 class DartsSpace(SearchSpace):

@@ -24,7 +24,6 @@ Training extras, as in DARTS:
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,34 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from raynas.nn.ops import FactorizedReduce, ReLUConvBN, make_op
-
-
-def default_reduction_layers(layers: int) -> tuple[int, ...]:
-    """DARTS' reduction positions: cells ``layers // 3`` and ``2 * layers // 3`` (deduplicated)."""
-    return tuple(sorted({layers // 3, 2 * layers // 3}))
-
-
-def check_reduction_layers(layers: int, reduction_layers: Sequence[int]) -> tuple[int, ...]:
-    """Validate reduction positions: sorted, distinct ints in ``[0, layers)``.
-
-    Returns:
-        The positions as a tuple of ints.
-
-    Raises:
-        ValueError: a position is not an int, out of range, repeated or out of order.
-    """
-    positions = tuple(reduction_layers)
-    for p in positions:
-        if isinstance(p, bool) or not isinstance(p, numbers.Integral) or not 0 <= p < layers:
-            raise ValueError(
-                f"invalid reduction layer {p!r} in reduction_layers={positions}; "
-                f"allowed: ints in [0, {layers - 1}] (layers={layers})"
-            )
-    if list(positions) != sorted(set(positions)):
-        raise ValueError(
-            f"reduction_layers must be sorted and distinct, got {positions} (layers={layers})"
-        )
-    return tuple(int(p) for p in positions)
+from search_spaces.darts import check_reduction_layers, default_reduction_layers
 
 
 def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:

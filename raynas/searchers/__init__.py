@@ -7,11 +7,11 @@ package, one module each. Imports are lazy so listing names imports nothing heav
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any
 
+from raynas.registry import check_options, resolve
 from search_spaces.base import SearchSpace
 
 # name -> "module:factory"
@@ -30,10 +30,8 @@ def names() -> list[str]:
 
 
 def factory(name: str) -> Callable[..., Any]:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown searcher {name!r}; choose one of: {', '.join(names())}")
-    module, attr = _REGISTRY[name].split(":")
-    return getattr(importlib.import_module(module), attr)
+    """The factory registered under ``name``; ValueError listing valid names otherwise."""
+    return resolve("searcher", name, _REGISTRY)
 
 
 def make(
@@ -61,14 +59,8 @@ def make(
         ValueError: unknown name or option.
     """
     make_fn = factory(name)
+    check_options("searcher", name, make_fn, options, reserved=_COMMON)
     params = inspect.signature(make_fn).parameters
-    accepted = [p for p in params if p not in _COMMON]
-    for key in options:
-        if key in _COMMON or key not in params:
-            raise ValueError(
-                f"unknown option {key!r} for searcher {name!r}; "
-                f"valid options: {', '.join(accepted) or '(none)'}"
-            )
     if "max_concurrent" in params:
         options["max_concurrent"] = max_concurrent
     return make_fn(space=space, metric=metric, mode=mode, seed=seed, **options)

@@ -1,19 +1,18 @@
 """Tune trainables by name: ``make(name, space, **options)`` returns a function trainable.
 
-Each module exposes ``make(space, **options)``; options are validated before Ray starts.
+Each entry is a ``make(space, **options)`` factory; options are validated before Ray starts.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from collections.abc import Callable
 from typing import Any
 
+from raynas.registry import check_options, resolve
 from search_spaces.base import SearchSpace
 
 _REGISTRY: dict[str, str] = {
-    "table": "raynas.trainables.table",
+    "table": "raynas.trainables.table:make",
 }
 
 
@@ -28,15 +27,6 @@ def make(name: str, space: SearchSpace, **options: Any) -> Callable[[dict], None
     Raises:
         ValueError: unknown trainable, unknown option, or an option with a bad value.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown trainable {name!r}; choose one of: {', '.join(names())}")
-    factory = importlib.import_module(_REGISTRY[name]).make
-    params = inspect.signature(factory).parameters
-    accepted = [p for p in params if p != "space"]
-    for key in options:
-        if key not in params:
-            raise ValueError(
-                f"unknown option {key!r} for trainable {name!r}; "
-                f"valid options: {', '.join(accepted) or '(none)'}"
-            )
+    factory = resolve("trainable", name, _REGISTRY)
+    check_options("trainable", name, factory, options, reserved=("space",))
     return factory(space, **options)

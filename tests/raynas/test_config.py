@@ -82,6 +82,10 @@ BAD = [
         "unknown option 'grace_priod' for scheduler 'asha'",
     ),
     (
+        "space: nb201\nscheduler: {name: asha, options: {max_t: 0}}\n",
+        "invalid options {'max_t': 0} for scheduler 'asha'",
+    ),
+    (
         "space: nb201\ntrainable: {name: table, options: {dataset: mnist}}\n",
         "unknown nb201 dataset 'mnist'; choose one of: cifar10, cifar100, imagenet16-120",
     ),

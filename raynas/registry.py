@@ -1,0 +1,31 @@
+"""Helpers shared by the name registries (spaces, searchers, schedulers, trainables)."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+
+def resolve(kind: str, name: str, registry: Mapping[str, str]) -> Any:
+    """Import the ``"module:attr"`` registered under ``name``; ValueError listing valid names."""
+    if name not in registry:
+        raise ValueError(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(registry))}")
+    module, attr = registry[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def check_options(
+    kind: str, name: str, fn: Callable, options: Mapping[str, Any], reserved: Collection[str] = ()
+) -> None:
+    """ValueError naming the first option that ``fn`` does not accept (or that is reserved)."""
+    target = fn.__init__ if inspect.isclass(fn) else fn
+    params = inspect.signature(target).parameters
+    accepted = [p for p in params if p not in ("self", *reserved)]
+    for key in options:
+        if key not in accepted:
+            raise ValueError(
+                f"unknown option {key!r} for {kind} {name!r}; "
+                f"valid options: {', '.join(accepted) or '(none)'}"
+            )
