@@ -22,6 +22,8 @@ def check_options(
     """ValueError naming the first option that ``fn`` does not accept (or that is reserved)."""
     target = fn.__init__ if inspect.isclass(fn) else fn
     params = inspect.signature(target).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return  # ``fn`` validates its own keyword options
     accepted = [p for p in params if p not in ("self", *reserved)]
     for key in options:
         if key not in accepted:

@@ -13,6 +13,7 @@ from search_spaces.base import SearchSpace
 
 _REGISTRY: dict[str, str] = {
     "table": "raynas.trainables.table:make",
+    "train": "raynas.trainables.train:make",
 }
 
 

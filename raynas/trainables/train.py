@@ -1,0 +1,333 @@
+"""``train`` trainable: decode -> build (any space) -> train with SGD + cosine, per-epoch report.
+
+Every epoch reports the standard metrics of DESIGN.md (``epoch``, ``train_loss``,
+``train_acc``, ``val_loss``, ``val_acc``, ``tse``, ``tse_ema``, ``params_m``, ``flops_m``,
+``arch``, ``cost_s``; ``test_acc``/``test_loss`` with ``eval_test``, ``latency_ms`` with
+``latency``) and a checkpoint holding everything needed to continue exactly: model, optimiser,
+LR schedule, the data order generator, torch's global RNG, epoch and the TSE accumulators.
+A trial restarted from a checkpoint (failure retry, PAUSE, ``raynas resume``) produces the
+same metrics as an uninterrupted run (CPU, fixed seed).
+
+``tse`` is the Training Speed Estimate of Ru et al. (NeurIPS 2021): the sum over the epochs so
+far of each epoch's mean training loss; ``tse_ema`` the exponential moving average of those
+epoch losses (``tse_ema_decay``). A non-finite training loss ends the trial with
+``FloatingPointError``; the experiment goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from raynas import data as datamod
+from search_spaces.base import SearchSpace
+
+CHECKPOINT_FILE = "state.pt"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Options of the ``train`` trainable (validated in ``__post_init__``)."""
+
+    dataset: str = "digits"
+    root: str | None = None
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.05
+    min_lr: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 3e-4
+    grad_clip: float | None = 5.0
+    val_fraction: float | int = 0.1
+    subset: float | int | None = None
+    test_subset: float | int | None = None
+    eval_test: bool = False
+    cutout: int = 0
+    image_size: int | None = None
+    auxiliary_weight: float = 0.4
+    drop_path_prob: float = 0.0
+    tse_ema_decay: float = 0.9
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    threads: int | None = None
+    latency: bool = False
+    build: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
+        for key, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"{key} must be > 0, got {value!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if self.weight_decay < 0 or self.min_lr < 0:
+            raise ValueError("weight_decay and min_lr must be >= 0")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(f"grad_clip must be > 0 or null, got {self.grad_clip!r}")
+        if not 0 <= self.drop_path_prob < 1:
+            raise ValueError(f"drop_path_prob must be in [0, 1), got {self.drop_path_prob!r}")
+        if not 0 <= self.tse_ema_decay < 1:
+            raise ValueError(f"tse_ema_decay must be in [0, 1), got {self.tse_ema_decay!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.dataset not in datamod.NAMES:
+            raise ValueError(
+                f"unknown dataset {self.dataset!r}; choose one of: {', '.join(datamod.NAMES)}"
+            )
+        if self.cutout < 0:
+            raise ValueError(f"cutout must be >= 0, got {self.cutout!r}")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def count_params(model: nn.Module) -> int:
+    """Parameters without an auxiliary head (as NAS papers count them)."""
+    return sum(p.numel() for n, p in model.named_parameters() if "auxiliary" not in n)
+
+
+def count_macs(model: nn.Module, shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward of a single input (eval mode)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    try:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(torch.zeros(1, *shape))
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() // 2
+
+
+class Trainer:
+    """Trains one architecture; the trainable and the benchmarks drive it epoch by epoch."""
+
+    def __init__(self, space: SearchSpace, config: Mapping[str, Any], options: TrainOptions):
+        self.options = options
+        self.genotype = space.decode(config)
+        self.arch = space.to_str(self.genotype)
+        self.device = resolve_device(options.device)
+        torch.manual_seed(options.seed)
+        self.splits = datamod.load(
+            options.dataset,
+            root=options.root or datamod.default_root(),
+            val_fraction=options.val_fraction,
+            subset=options.subset,
+            test_subset=options.test_subset,
+            seed=options.seed,
+        )
+        self.model = space.build(
+            self.genotype,
+            num_classes=self.splits.num_classes,
+            in_channels=self.splits.in_channels,
+            **options.build,
+        )
+        size = options.image_size or self.splits.image_size
+        self.input_shape = (self.splits.in_channels, size, size)
+        self.params = count_params(self.model)
+        self.macs = count_macs(self.model, self.input_shape)
+        self.model.to(self.device)
+        if options.channels_last and self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=options.lr,
+            momentum=options.momentum,
+            nesterov=options.nesterov and options.momentum > 0,
+            weight_decay=options.weight_decay,
+        )
+        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, T_max=options.epochs, eta_min=options.min_lr
+        )
+        self.use_amp = options.amp and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.generator = torch.Generator().manual_seed(options.seed)
+        self.epoch = 0
+        self.tse = 0.0
+        self.tse_ema: float | None = None
+        self.latency_ms: float | None = None
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "epoch": self.epoch,
+            "tse": self.tse,
+            "tse_ema": self.tse_ema,
+            "latency_ms": self.latency_ms,
+            "options": asdict(self.options),
+            "arch": self.arch,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("arch") != self.arch:
+            raise ValueError(
+                f"checkpoint is for architecture {state.get('arch')!r}, not {self.arch!r}"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.epoch = int(state["epoch"])
+        self.tse = float(state["tse"])
+        self.tse_ema = state["tse_ema"]
+        self.latency_ms = state.get("latency_ms")
+
+    # ------------------------------------------------------------------ training
+    def _loader(self, split: str, train: bool) -> datamod.Loader:
+        return datamod.Loader(
+            self.splits,
+            split,
+            self.options.batch_size,
+            train=train,
+            generator=self.generator,
+            cutout=self.options.cutout,
+            image_size=self.options.image_size,
+        )
+
+    def _to_device(self, x: torch.Tensor, y: torch.Tensor):
+        x = x.to(self.device, non_blocking=True)
+        if self.options.channels_last and self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y.to(self.device, non_blocking=True)
+
+    def train_epoch(self) -> tuple[float, float]:
+        opts = self.options
+        if hasattr(self.model, "drop_path_prob"):
+            self.model.drop_path_prob = opts.drop_path_prob * self.epoch / opts.epochs
+        self.model.train()
+        loss_fn = nn.CrossEntropyLoss()
+        total_loss, correct, seen = 0.0, 0, 0
+        for x, y in self._loader("train", train=True):
+            x, y = self._to_device(x, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(self.device.type, enabled=self.use_amp):
+                out = self.model(x)
+                if isinstance(out, tuple):  # DARTS auxiliary head in training mode
+                    logits, aux = out
+                    loss = loss_fn(logits, y) + opts.auxiliary_weight * loss_fn(aux, y)
+                else:
+                    logits, loss = out, loss_fn(out, y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"non-finite training loss ({loss.item()}) at epoch {self.epoch + 1} "
+                    f"for {self.arch}; lower lr or check the data"
+                )
+            self.scaler.scale(loss).backward()
+            if opts.grad_clip is not None:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), opts.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            total_loss += loss.item() * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+        self.schedule.step()
+        return total_loss / seen, 100.0 * correct / seen
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> tuple[float, float]:
+        self.model.eval()
+        loss_fn = nn.CrossEntropyLoss(reduction="sum")
+        total_loss, correct, seen = 0.0, 0, 0
+        for x, y in self._loader(split, train=False):
+            x, y = self._to_device(x, y)
+            with torch.autocast(self.device.type, enabled=self.use_amp):
+                logits = self.model(x)
+            total_loss += loss_fn(logits.float(), y).item()
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+        return total_loss / seen, 100.0 * correct / seen
+
+    def step(self) -> dict[str, Any]:
+        """Train one epoch and evaluate; returns the epoch's metrics."""
+        start = time.perf_counter()
+        train_loss, train_acc = self.train_epoch()
+        self.epoch += 1
+        self.tse += train_loss
+        decay = self.options.tse_ema_decay
+        self.tse_ema = (
+            train_loss if self.tse_ema is None else decay * self.tse_ema + (1 - decay) * train_loss
+        )
+        val_loss, val_acc = self.evaluate("val")
+        metrics: dict[str, Any] = {
+            "epoch": self.epoch,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "tse": self.tse,
+            "tse_ema": self.tse_ema,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "params_m": self.params / 1e6,
+            "flops_m": self.macs / 1e6,
+            "arch": self.arch,
+        }
+        if self.options.eval_test:
+            metrics["test_loss"], metrics["test_acc"] = self.evaluate("test")
+        metrics["cost_s"] = time.perf_counter() - start
+        if self.options.latency:
+            if self.latency_ms is None:
+                from raynas.hardware import measure_latency
+
+                stats = measure_latency(self.model, self.input_shape, device=str(self.device))
+                self.latency_ms = stats.median_ms
+            metrics["latency_ms"] = self.latency_ms
+        return metrics
+
+
+def make(space: SearchSpace, **options: Any) -> Callable[[dict], None]:
+    """The ``train`` trainable for ``space``; options are those of ``TrainOptions``."""
+    valid = [f.name for f in dataclasses.fields(TrainOptions)]
+    for key in options:
+        if key not in valid:
+            raise ValueError(
+                f"unknown option {key!r} for trainable 'train'; valid options: {', '.join(valid)}"
+            )
+    opts = TrainOptions(**options)
+
+    def train_trainable(config: dict) -> None:
+        from ray import tune
+
+        if opts.threads:
+            torch.set_num_threads(opts.threads)
+        trainer = Trainer(space, config, opts)
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is not None:
+            with checkpoint.as_directory() as folder:
+                state = torch.load(
+                    os.path.join(folder, CHECKPOINT_FILE), map_location="cpu", weights_only=False
+                )
+            trainer.load_state_dict(state)
+        while trainer.epoch < opts.epochs:
+            metrics = trainer.step()
+            with tempfile.TemporaryDirectory() as folder:
+                torch.save(trainer.state_dict(), os.path.join(folder, CHECKPOINT_FILE))
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    return train_trainable

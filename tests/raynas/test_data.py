@@ -1,0 +1,92 @@
+"""Dataset loaders on the shipped CIFAR-10 subset, digits, and missing/corrupt folders."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import REPO
+
+from raynas import data
+
+CIFAR_ROOT = Path(os.environ.get("RAYNAS_DATA") or REPO.parent / "shared" / "data")
+needs_cifar = pytest.mark.skipif(
+    not (CIFAR_ROOT / "cifar-10-mini").is_dir() and not os.environ.get("RAYNAS_DATA"),
+    reason="CIFAR-10 subset not found (set RAYNAS_DATA)",
+)
+
+
+@needs_cifar
+def test_cifar10_subset_loads_with_balanced_deterministic_splits():
+    splits = data.load("cifar10", root=CIFAR_ROOT, val_fraction=0.1, seed=0)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (9000, 1000, 1000)
+    assert splits.train.x.shape[1:] == (3, 32, 32) and splits.train.x.dtype == torch.uint8
+    assert torch.bincount(splits.val.y).tolist() == [100] * 10
+    again = data.load("cifar10", root=CIFAR_ROOT, val_fraction=0.1, seed=0)
+    assert torch.equal(splits.val.y, again.val.y) and torch.equal(splits.train.x, again.train.x)
+    other = data.load("cifar10", root=CIFAR_ROOT, val_fraction=0.1, seed=1)
+    assert not torch.equal(splits.val.x, other.val.x)
+
+
+@needs_cifar
+def test_subset_fraction_and_count_are_class_balanced():
+    frac = data.load("cifar10", root=CIFAR_ROOT, subset=0.1)
+    assert torch.bincount(frac.train.y).tolist() == [90] * 10
+    count = data.load("cifar10", root=CIFAR_ROOT, subset=250)
+    assert len(count.train) == 250 and torch.bincount(count.train.y).max() <= 25
+
+
+@needs_cifar
+def test_loader_augments_train_only_and_normalises():
+    splits = data.load("cifar10", root=CIFAR_ROOT, subset=128)
+    gen = torch.Generator().manual_seed(0)
+    train = next(iter(data.Loader(splits, "train", 128, train=True, generator=gen, cutout=8)))
+    val = [b for b in data.Loader(splits, "val", 500, train=False)]
+    assert train[0].shape == (128, 3, 32, 32)
+    assert abs(float(val[0][0].mean())) < 0.5  # normalised
+    assert len(val) == 2 and sum(len(y) for _, y in val) == 1000
+
+
+def test_missing_folder_names_expected_files(tmp_path):
+    with pytest.raises(data.DatasetError, match="expected data_batch_1, .* and test_batch"):
+        data.load("cifar10", root=tmp_path)
+
+
+def test_no_root_given_says_how_to_set_it(monkeypatch):
+    monkeypatch.delenv("RAYNAS_DATA", raising=False)
+    with pytest.raises(data.DatasetError, match="set \\$RAYNAS_DATA"):
+        data.load("cifar10")
+
+
+@needs_cifar
+def test_corrupt_batch_file_is_named(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    shutil.copy(CIFAR_ROOT / "cifar-10-mini" / "cifar-10-batches-py" / "test_batch", folder)
+    (folder / "data_batch_1").write_bytes(b"not a pickle")
+    with pytest.raises(data.DatasetError, match="corrupt dataset file .*data_batch_1"):
+        data.load("cifar10", root=tmp_path)
+
+
+def test_digits_and_synthetic():
+    digits = data.load("digits")
+    assert digits.in_channels == 1 and digits.num_classes == 10
+    assert len(digits.train) + len(digits.val) + len(digits.test) == 1797
+    synth = data.load("synthetic")
+    assert synth.num_classes == 4 and len(synth.test) > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"name": "mnist"}, "unknown dataset 'mnist'"),
+        ({"name": "digits", "subset": 0.0}, "subset must be a fraction"),
+        ({"name": "digits", "val_fraction": -3}, "val_fraction must be a fraction"),
+    ],
+)
+def test_bad_options(kwargs, message):
+    with pytest.raises(data.DatasetError, match=message):
+        data.load(**kwargs)

@@ -1,0 +1,110 @@
+"""The ``train`` trainable: real training, exact resume, NaN guard, real Tuner."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ray import tune
+
+import search_spaces
+from raynas import trainables
+from raynas.trainables.train import Trainer, TrainOptions
+
+ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_1x1~1|none~2|"
+SMALL = {"C": 4, "N": 1}
+
+
+def _trainer(**options) -> Trainer:
+    space = search_spaces.get("nb201")
+    opts = TrainOptions(**{"dataset": "digits", "epochs": 3, "build": SMALL, **options})
+    return Trainer(space, space.encode(space.from_str(ARCH)), opts)
+
+
+def test_reports_standard_metrics_and_tse():
+    trainer = _trainer(eval_test=True)
+    first, second = trainer.step(), trainer.step()
+    for key in (
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "tse",
+        "tse_ema",
+        "params_m",
+        "flops_m",
+        "arch",
+        "cost_s",
+        "test_acc",
+    ):
+        assert key in second
+    assert second["epoch"] == 2 and second["arch"] == ARCH
+    assert second["tse"] == pytest.approx(first["train_loss"] + second["train_loss"])
+    assert second["tse_ema"] == pytest.approx(
+        0.9 * first["train_loss"] + 0.1 * second["train_loss"]
+    )
+    assert second["train_loss"] < first["train_loss"]
+
+
+def test_resume_from_checkpoint_is_exact(tmp_path):
+    straight = _trainer(cutout=2)
+    expected = [straight.step() for _ in range(3)]
+
+    interrupted = _trainer(cutout=2)
+    got = [interrupted.step()]
+    torch.save(interrupted.state_dict(), tmp_path / "state.pt")
+    torch.manual_seed(1234)  # another process's RNG state must not matter
+    resumed = _trainer(cutout=2)
+    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=False))
+    got += [resumed.step(), resumed.step()]
+    keys = ("train_loss", "train_acc", "val_loss", "val_acc", "tse", "tse_ema", "lr")
+    assert [[m[k] for k in keys] for m in got] == [[m[k] for k in keys] for m in expected]
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path):
+    state = _trainer().state_dict()
+    space = search_spaces.get("nb201")
+    other = Trainer(
+        space,
+        space.encode(space.from_str(ARCH.replace("none~2", "skip_connect~2"))),
+        TrainOptions(dataset="digits", epochs=1, build=SMALL),
+    )
+    with pytest.raises(ValueError, match="checkpoint is for architecture"):
+        other.load_state_dict(state)
+
+
+def test_non_finite_loss_stops_with_clear_error():
+    trainer = _trainer(lr=1e12, grad_clip=None, momentum=0.0, weight_decay=0.0)
+    with pytest.raises(FloatingPointError, match="non-finite training loss"):
+        for _ in range(3):
+            trainer.step()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"epochs": 0}, "epochs must be > 0"),
+        ({"dataset": "mnist"}, "unknown dataset 'mnist'"),
+        ({"device": "tpu"}, "device must be auto, cpu, cuda"),
+        ({"epoch": 3}, "unknown option 'epoch' for trainable 'train'"),
+    ],
+)
+def test_bad_options(options, message):
+    with pytest.raises(ValueError, match=message):
+        trainables.make("train", search_spaces.get("nb201"), **options)
+
+
+def test_train_trainable_in_tuner_checkpoints_every_epoch(ray_address, tmp_path):
+    space = search_spaces.get("nb201")
+    trainable = trainables.make("train", space, dataset="digits", epochs=2, build=SMALL, threads=1)
+    grid = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": 1}),
+        param_space={**space.tune_space(), "edge.3<-2": tune.choice(["nor_conv_1x1", "none"])},
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max", num_samples=2),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="train", verbose=0),
+    ).fit()
+    assert not grid.errors
+    for result in grid:
+        assert result.metrics["training_iteration"] == result.metrics["epoch"] == 2
+        assert result.checkpoint is not None
+        assert len(result.metrics_dataframe) == 2
