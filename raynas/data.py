@@ -17,6 +17,7 @@ Datasets:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 from collections.abc import Iterator
@@ -81,6 +82,27 @@ class Splits:
     @property
     def image_size(self) -> int:
         return int(self.train.x.shape[-1])
+
+    def resized(self, size: int) -> Splits:
+        """The same splits with images resized once to ``size`` x ``size`` (area average for
+        downsampling), so per-batch work stays at the smaller size."""
+        if size < 1:
+            raise DatasetError(f"image_size must be >= 1, got {size}")
+        if size == self.image_size:
+            return self
+
+        def resize(split: Split) -> Split:
+            x = split.x.float()
+            mode = "area" if size < x.shape[-1] else "bilinear"
+            kwargs = {} if mode == "area" else {"align_corners": False}
+            out = torch.nn.functional.interpolate(x, size=(size, size), mode=mode, **kwargs)
+            if split.x.dtype == torch.uint8:
+                out = out.round().clamp(0, 255).to(torch.uint8)
+            return Split(out.contiguous(), split.y)
+
+        return dataclasses.replace(
+            self, train=resize(self.train), val=resize(self.val), test=resize(self.test)
+        )
 
 
 def _find_cifar_dir(name: str, root: str | os.PathLike | None) -> Path:
@@ -272,7 +294,6 @@ class Loader:
         train: bool,
         generator: torch.Generator | None = None,
         cutout: int = 0,
-        image_size: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise DatasetError(f"batch_size must be >= 1, got {batch_size}")
@@ -284,7 +305,7 @@ class Loader:
         self.cutout = cutout if train else 0
         self.mean = torch.tensor(splits.mean).view(1, -1, 1, 1)
         self.std = torch.tensor(splits.std).view(1, -1, 1, 1)
-        self.image_size = image_size
+        self.pad = max(1, splits.image_size // 8)  # 4 pixels at 32x32, as in CIFAR training
 
     def __len__(self) -> int:
         return (len(self.data) + self.batch_size - 1) // self.batch_size
@@ -292,14 +313,10 @@ class Loader:
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
         if self.augment:
-            x = _random_crop_flip(x, 4, self.generator)
+            x = _random_crop_flip(x, self.pad, self.generator)
         x = (x - self.mean) / self.std
         if self.cutout:
             x = _cutout(x, self.cutout, self.generator)
-        if self.image_size and x.shape[-1] != self.image_size:
-            x = torch.nn.functional.interpolate(
-                x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False
-            )
         return x
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -137,7 +137,7 @@ class Trainer:
             in_channels=self.splits.in_channels,
             **options.build,
         )
-        size = options.image_size or self.splits.image_size
+        size = self.splits.image_size
         self.input_shape = (self.splits.in_channels, size, size)
         self.params = count_params(self.model)
         self.macs = count_macs(self.model, self.input_shape)
@@ -207,7 +207,6 @@ class Trainer:
             train=train,
             generator=self.generator,
             cutout=self.options.cutout,
-            image_size=self.options.image_size,
         )
 
     def _to_device(self, x: torch.Tensor, y: torch.Tensor):

@@ -90,3 +90,12 @@ def test_digits_and_synthetic():
 def test_bad_options(kwargs, message):
     with pytest.raises(data.DatasetError, match=message):
         data.load(**kwargs)
+
+
+def test_resized_splits_keep_dtype_labels_and_shape():
+    digits = data.load("digits")
+    small = digits.resized(4)
+    assert small.train.x.shape[1:] == (1, 4, 4) and small.image_size == 4
+    assert torch.equal(small.train.y, digits.train.y)
+    assert small.train.x.dtype == digits.train.x.dtype
+    assert digits.resized(8) is digits
