@@ -154,19 +154,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_tensorboard(args: argparse.Namespace) -> int:
-    from raynas.tensorboard import serve
+    from raynas.tensorboard import command
 
     path = Path(args.path).expanduser()
     if not path.is_dir():
         return _fail(f"experiment folder not found: {path}")
-    print(f"TensorBoard at http://{args.host}:{args.port}/ over {path} (Ctrl-C to stop)")
-    proc = serve(str(path), port=args.port, host=args.host)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait()
-        return 0
+    print(
+        f"TensorBoard at http://{args.host}:{args.port}/ over {path} (Ctrl-C to stop)", flush=True
+    )
+    # Replace this process: signals (Ctrl-C, SIGTERM) reach TensorBoard itself, no orphan.
+    cmd = command(str(path), port=args.port, host=args.host)
+    os.execv(cmd[0], cmd)
+    return 0  # not reached
 
 
 def cmd_spaces(args: argparse.Namespace) -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import subprocess
 import sys
 from typing import Any
 
@@ -83,9 +82,9 @@ class SearchProgressCallback(Callback):
             self._writer = None
 
 
-def serve(logdir: str, port: int = 6006, host: str = "127.0.0.1") -> subprocess.Popen:
-    """Start a TensorBoard server over ``logdir`` bound to ``host`` (loopback by default)."""
-    cmd = [
+def command(logdir: str, port: int = 6006, host: str = "127.0.0.1") -> list[str]:
+    """The TensorBoard server command over ``logdir`` bound to ``host`` (loopback default)."""
+    return [
         sys.executable,
         "-m",
         "tensorboard.main",
@@ -96,4 +95,3 @@ def serve(logdir: str, port: int = 6006, host: str = "127.0.0.1") -> subprocess.
         "--port",
         str(port),
     ]
-    return subprocess.Popen(cmd)
