@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -99,6 +100,39 @@ class FactorizedReduce(nn.Module):
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
 
 
+class AvgPool3x3(nn.Module):
+    """3x3 average pooling, padding 1, ``count_include_pad=False`` (as NB201 and DARTS use).
+
+    On CPU, PyTorch's NCHW ``avg_pool2d`` and its backward are several times slower than a
+    depthwise convolution (measured: 3.1 ms vs 0.4 ms for a 64x8x16x16 batch, one thread), and
+    pooling-heavy cells dominated training time. There it is computed as a depthwise 3x3 sum
+    divided by the number of real (unpadded) pixels in each window, which is the same function;
+    elsewhere ``avg_pool2d`` is used. No parameters or buffers, so checkpoints are unaffected.
+    """
+
+    def __init__(self, stride: int = 1) -> None:
+        super().__init__()
+        self.stride = stride
+        self.native = False  # True: always avg_pool2d (set while counting MACs)
+        self._counts: dict[tuple, torch.Tensor] = {}
+
+    def _window_counts(self, x: torch.Tensor) -> torch.Tensor:
+        key = (x.shape[-2], x.shape[-1], x.dtype, x.device)
+        counts = self._counts.get(key)
+        if counts is None:
+            ones = x.new_ones(1, 1, x.shape[-2], x.shape[-1])
+            counts = F.conv2d(ones, x.new_ones(1, 1, 3, 3), stride=self.stride, padding=1)
+            self._counts[key] = counts
+        return counts
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.native or x.device.type != "cpu":
+            return F.avg_pool2d(x, 3, self.stride, 1, count_include_pad=False)
+        kernel = x.new_ones(x.shape[1], 1, 3, 3)
+        summed = F.conv2d(x, kernel, stride=self.stride, padding=1, groups=x.shape[1])
+        return summed / self._window_counts(x)
+
+
 class Pool(nn.Module):
     """3x3 avg/max pooling, followed by a 1x1 ReLUConvBN when channels change (NB201)."""
 
@@ -106,7 +140,7 @@ class Pool(nn.Module):
         super().__init__()
         self.pre = None if c_in == c_out else ReLUConvBN(c_in, c_out, 1, 1, 0, affine=affine)
         if kind == "avg":
-            self.pool = nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
+            self.pool = AvgPool3x3(stride)
         elif kind == "max":
             self.pool = nn.MaxPool2d(3, stride=stride, padding=1)
         else:
