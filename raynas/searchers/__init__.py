@@ -19,6 +19,8 @@ _REGISTRY: dict[str, str] = {
     "random": "raynas.searchers.peers:make_random",
     "optuna": "raynas.searchers.peers:make_optuna",
     "hyperopt": "raynas.searchers.peers:make_hyperopt",
+    "evolution": "raynas.searchers.evolution:make_evolution",
+    "reinforce": "raynas.searchers.reinforce:make_reinforce",
 }
 
 _COMMON = {"space", "metric", "mode", "seed", "max_concurrent"}

@@ -11,7 +11,9 @@ from raynas.benchmarks.nb201 import table
 
 
 def test_unknown_searcher_lists_valid_names():
-    with pytest.raises(ValueError, match="unknown searcher 'evolutoin'; choose one of: hyperopt"):
+    with pytest.raises(
+        ValueError, match="unknown searcher 'evolutoin'; choose one of: evolution, hyperopt"
+    ):
         searchers.make("evolutoin", search_spaces.get("nb201"))
 
 

@@ -1,0 +1,243 @@
+"""Shared machinery of raynas's own Tune searchers (evolution, REINFORCE).
+
+``NASSearcher`` does the bookkeeping every NAS searcher needs, so subclasses only propose
+configs and learn from results:
+
+- the flat Tune space (from the raynas ``SearchSpace`` or from ``set_search_properties``),
+  categorical, randint/qrandint and uniform/loguniform domains;
+- architecture identity: with a raynas space, two configs are the same architecture when
+  ``space.to_str(space.decode(config))`` agree (inactive keys ignored); otherwise the config;
+- never re-suggesting an architecture that is evaluated or pending while unseen ones remain;
+- forgiving callbacks: unknown trial ids, errored trials, missing or NaN metrics are logged and
+  recorded as failures, never raised;
+- state as a small dict (``get_state``/``set_state``) saved atomically by ``save``/``restore``,
+  including the numpy RNG state and pending trials.
+
+Subclasses implement ``_propose() -> dict`` and ``_observe(config, score)`` where ``score`` is
+the metric turned into "higher is better" (``None`` for a failed trial), and extend
+``get_state``/``set_state`` with their own state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import pickle
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from ray.tune.search import Searcher
+from ray.tune.search.sample import Categorical, Domain, Float, Integer
+
+log = logging.getLogger(__name__)
+
+#: How many proposals ``suggest`` tries before accepting a duplicate architecture.
+MAX_RETRIES = 200
+
+
+class NASSearcher(Searcher):
+    """Base of raynas's searchers (see module docstring).
+
+    Args:
+        space: a raynas ``SearchSpace``; its ``tune_space()`` is the space searched, and its
+            canonical strings tell architectures apart. Optional when the Tuner's
+            ``param_space`` is set (then configs are compared as they are).
+        metric: metric to optimise; also settable by the Tuner.
+        mode: "max" or "min"; also settable by the Tuner.
+        seed: seed of the searcher's ``numpy.random.Generator``.
+        points_to_evaluate: configs suggested first, in order.
+    """
+
+    def __init__(
+        self,
+        space: Any = None,
+        metric: str | None = None,
+        mode: str | None = None,
+        seed: int | None = None,
+        points_to_evaluate: list[dict] | None = None,
+    ) -> None:
+        if mode is not None and mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        super().__init__(metric=metric, mode=mode)
+        self.space = space
+        self.domains: dict[str, Domain] | None = dict(space.tune_space()) if space else None
+        self.rng = np.random.default_rng(seed)
+        self.points_to_evaluate = [dict(p) for p in points_to_evaluate or []]
+        self.pending: dict[str, dict] = {}
+        self.seen: set[str] = set()  # architectures evaluated or pending
+        self.history: list[tuple[dict, float | None]] = []  # completed (config, score)
+
+    # ------------------------------------------------------------------ Tune interface
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict, **spec: Any
+    ) -> bool:
+        if metric is not None and self._metric is None:
+            self._metric = metric
+        if mode is not None and self._mode is None:
+            if mode not in ("max", "min"):
+                return False
+            self._mode = mode
+        if self.domains is None and config:
+            flat = {k: v for k, v in config.items() if isinstance(v, Domain)}
+            if len(flat) != len(config):
+                nested = sorted(k for k, v in config.items() if not isinstance(v, Domain))
+                raise ValueError(
+                    f"{type(self).__name__} needs a flat dict of Tune domains; "
+                    f"not a domain: {', '.join(nested)}"
+                )
+            self.domains = flat
+        return True
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self.domains is None:
+            raise RuntimeError(
+                f"{type(self).__name__} has no search space: pass `space=` or a Tuner param_space"
+            )
+        if self.points_to_evaluate:
+            config = self.points_to_evaluate.pop(0)
+        else:
+            config = self._propose()
+            for _ in range(MAX_RETRIES):
+                if self.arch_key(config) not in self.seen or self._exhausted():
+                    break
+                config = self._propose()
+        self.seen.add(self.arch_key(config))
+        self.pending[trial_id] = config
+        return dict(config)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        config = self.pending.pop(trial_id, None)
+        if config is None:
+            log.warning("%s: result for unknown trial %s ignored", type(self).__name__, trial_id)
+            return
+        score = None if error else self.score(result)
+        if score is None:
+            log.warning(
+                "%s: trial %s ended without a finite %r (error=%s); counted as failed",
+                type(self).__name__,
+                trial_id,
+                self._metric,
+                error,
+            )
+        self.history.append((config, score))
+        self._observe(config, score)
+
+    # ---------------------------------------------------------------- helpers for subclasses
+    def score(self, result: Mapping[str, Any] | None) -> float | None:
+        """The metric of ``result`` as "higher is better", or None if missing / not finite."""
+        if not result or self._metric not in result:
+            return None
+        try:
+            value = float(result[self._metric])
+        except (TypeError, ValueError):
+            return None
+        if not math.isfinite(value):
+            return None
+        return value if self._mode != "min" else -value
+
+    def arch_key(self, config: Mapping[str, Any]) -> str:
+        """Identity of the architecture of ``config``."""
+        if self.space is not None:
+            try:
+                return self.space.to_str(self.space.decode(config))
+            except ValueError:
+                pass
+        return json.dumps({k: config[k] for k in sorted(config)}, default=str)
+
+    def _exhausted(self) -> bool:
+        size = self.space.size() if self.space is not None else self._grid_size()
+        return size is not None and len(self.seen) >= size
+
+    def _grid_size(self) -> int | None:
+        total = 1
+        for domain in (self.domains or {}).values():
+            if isinstance(domain, Categorical):
+                total *= len(domain.categories)
+            elif isinstance(domain, Integer):
+                total *= int(domain.upper - domain.lower)
+            else:
+                return None  # continuous: never exhausted
+        return total
+
+    def sample_value(self, key: str) -> Any:
+        """A uniform draw from domain ``key`` using the searcher's RNG."""
+        return sample_domain(self.domains[key], self.rng)
+
+    def random_config(self) -> dict:
+        return {k: self.sample_value(k) for k in self.domains}
+
+    # ------------------------------------------------------------------ to implement
+    def _propose(self) -> dict:
+        raise NotImplementedError
+
+    def _observe(self, config: dict, score: float | None) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ state
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "metric": self._metric,
+            "mode": self._mode,
+            "domains": self.domains,
+            "rng": self.rng.bit_generator.state,
+            "points_to_evaluate": self.points_to_evaluate,
+            "pending": self.pending,
+            "seen": sorted(self.seen),
+            "history": self.history,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._metric = state["metric"]
+        self._mode = state["mode"]
+        self.domains = state["domains"]
+        self.rng = np.random.default_rng()
+        self.rng.bit_generator.state = state["rng"]
+        self.points_to_evaluate = list(state["points_to_evaluate"])
+        self.pending = dict(state["pending"])
+        self.seen = set(state["seen"])
+        self.history = list(state["history"])
+
+    def save(self, checkpoint_path: str) -> None:
+        """Write ``get_state()`` atomically (temp file + ``os.replace``)."""
+        folder = os.path.dirname(os.path.abspath(checkpoint_path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".searcher-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(self.get_state(), f)
+            os.replace(tmp, checkpoint_path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.set_state(pickle.load(f))
+
+
+def sample_domain(domain: Domain, rng: np.random.Generator) -> Any:
+    """Uniform draw from a Tune domain (log-uniform for loguniform, quantised when asked)."""
+    if isinstance(domain, Categorical):
+        return domain.categories[int(rng.integers(len(domain.categories)))]
+    q = getattr(domain.sampler, "q", None)  # Tune wraps quantised samplers
+    is_log = "LogUniform" in type(getattr(domain.sampler, "sampler", domain.sampler)).__name__
+    if isinstance(domain, Integer):
+        if is_log:
+            value = int(np.exp(rng.uniform(np.log(domain.lower), np.log(domain.upper))))
+        else:
+            value = int(rng.integers(domain.lower, domain.upper))
+        return int(round(value / q) * q) if q else value
+    if isinstance(domain, Float):
+        if is_log:
+            value = float(np.exp(rng.uniform(np.log(domain.lower), np.log(domain.upper))))
+        else:
+            value = float(rng.uniform(domain.lower, domain.upper))
+        return float(round(value / q) * q) if q else value
+    raise ValueError(f"unsupported Tune domain {domain!r}; use choice, randint or uniform")

@@ -1,0 +1,753 @@
+"""Regularized (aging) evolution, Real et al. 2019, as an asynchronous Tune searcher.
+
+``EvolutionSearcher`` keeps a population of the last ``population_size`` completed trials
+(configs with their scores and ages) and proposes children:
+
+1. **Initial population.** While the population plus the trials in flight (pending ones
+   count, so a concurrent run does not oversample) are fewer than ``population_size``, or
+   nothing has completed yet, it proposes uniform random configs (``points_to_evaluate``
+   first).
+2. **Tournament selection.** ``sample_size`` members are drawn without replacement; the best
+   wins. With several objectives "best" is NSGA-II's order: lowest non-dominated rank, then
+   largest crowding distance, both computed over the whole population.
+3. **Crossover** (probability ``p_crossover``): a second parent is picked by another
+   tournament among the other members (crossing a parent with itself changes nothing); each
+   key comes from either parent with probability 1/2. The child is then mutated with the
+   per-key probability only (no change is forced: it usually differs from both parents).
+4. **Mutation**: each mutable key changes with probability ``p_mutation`` (None: 1 / number
+   of mutable keys), and at least one key always changes. Categorical keys are *resampled*
+   among the other values; numeric keys are *perturbed*: a Gaussian step of sd
+   ``NUMERIC_STEP`` x the key's range, in log scale for loguniform keys, reflected at the
+   bounds and quantised when the domain is; an integer moves by at least one step.
+5. **Novelty.** With a raynas ``SearchSpace`` the child must be a different architecture
+   (``arch_key``: inactive keys, e.g. a mobilenetv3 slot beyond the stage depth, do not
+   count). A child already evaluated or pending is mutated again: a few more tries from the
+   parent, then a walk away from it (the neighbourhood of a good parent is often used up), then
+   random configs, then, for a small finite grid, an enumeration of what is left. So
+   duplicates are only suggested once the space (or its feasible part) is exhausted.
+6. **Replacement.** A completed trial joins the population; beyond ``population_size`` the
+   oldest member leaves (``replacement="oldest"``, regularized evolution) or the worst one
+   (``"worst"``, ties: the oldest). Errored trials and trials without a finite metric never
+   join.
+
+Constraints are checked on every proposed config before it is suggested (``constraint``):
+either a callable ``config -> bool`` (picklable, e.g. a module-level function, if the searcher
+is saved by a Tuner) or bounds on quantities the space computes from a config without
+training, e.g. ``{"params_m": {"max": 1.5}, "flops_m": {"min": 50}}`` for nb201
+(``params_m``/``flops_m`` of the network with the space's C and N, as
+``raynas.benchmarks.nb201.params_and_macs`` counts them; an optional ``"dataset"`` entry,
+default cifar10, sets its classes and input resolution as the table trainable does).
+``points_to_evaluate`` must satisfy the constraint (checked at construction).
+
+Several objectives: pass ``metric`` and ``mode`` as lists (Tune's convention, e.g.
+``metric=["val_acc", "params_m"], mode=["max", "min"]``), or, from an experiment file where
+``metric``/``mode`` are the experiment's own single metric, the searcher option
+``objectives: {val_acc: max, params_m: min}`` whose first entry must be the experiment's
+``metric``/``mode`` (the one Tune's ``TuneConfig`` sorts results by). ``pareto_front()``
+returns the non-dominated completed trials.
+
+Defaults (P = 30, S = P, p_mutation = 0.1, no crossover, oldest out) were tuned on the NB201 table
+(sequential loop, 200 seeds, CIFAR-10/100 and ImageNet16-120 val accuracy, 100 and 300
+queries): S = P (the tournament always picks the best of the last P results) beat S < P
+clearly; P trades the 100-query regret (smaller P) against the 300-query one (larger P);
+p_mutation 0.08-0.125 (mostly one-key children) beat 1/6; crossover did not help.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from ray.tune.search.sample import Categorical, Domain, Float, Integer
+
+from raynas.searchers.base import NASSearcher
+
+log = logging.getLogger(__name__)
+
+REPLACEMENTS = ("oldest", "worst")
+#: sd of a numeric mutation, as a fraction of the key's (log-)range.
+NUMERIC_STEP = 0.2
+#: Children tried from one parent before walking away from it / before random configs.
+_TRIES_PER_STEP = 4
+_WALK_TRIES = 32
+#: Random configs tried for a new architecture; more are drawn while none is feasible.
+_RANDOM_TRIES = 64
+_FEASIBLE_TRIES = 10_000
+#: Largest grid (configs) that is enumerated to find the last unseen architectures; also
+#: the size of the arch-key cache.
+_ENUMERATE_MAX = 100_000
+
+
+# ------------------------------------------------------------------------------ constraints
+def _nb201_counts(space: Any, config: Mapping[str, Any], dataset: str) -> tuple[int, int]:
+    from raynas.benchmarks import nb201
+
+    info = nb201.DATASET_INFO[dataset]
+    return nb201.params_and_macs(
+        space.decode(config).ops,
+        C=space.C,
+        N=space.N,
+        classes=info["classes"],
+        resolution=info["resolution"],
+    )
+
+
+def _nb201_params_m(space: Any, config: Mapping[str, Any], dataset: str) -> float:
+    return _nb201_counts(space, config, dataset)[0] / 1e6
+
+
+def _nb201_flops_m(space: Any, config: Mapping[str, Any], dataset: str) -> float:
+    return _nb201_counts(space, config, dataset)[1] / 1e6
+
+
+#: space name -> quantity -> function(space, config, dataset) -> float
+QUANTITIES: dict[str, dict[str, Callable[[Any, Mapping[str, Any], str], float]]] = {
+    "nb201": {"params_m": _nb201_params_m, "flops_m": _nb201_flops_m},
+}
+
+
+class SpaceConstraint:
+    """Bounds on quantities computed from a config by the raynas space (picklable).
+
+    Args:
+        space: the raynas search space (its ``name`` selects the quantities).
+        spec: ``{quantity: {"min": a, "max": b}}`` (either bound optional), plus an optional
+            ``"dataset"`` entry (nb201: cifar10 | cifar100 | imagenet16-120, default cifar10).
+    """
+
+    def __init__(self, space: Any, spec: Mapping[str, Any]) -> None:
+        name = getattr(space, "name", None)
+        known = QUANTITIES.get(name)
+        if space is None or not known:
+            raise ValueError(
+                f"a constraint given as bounds needs a search space that computes quantities "
+                f"({', '.join(sorted(QUANTITIES))}), got {name!r}; pass a callable instead"
+            )
+        spec = dict(spec)
+        self.dataset = str(spec.pop("dataset", "cifar10"))
+        if name == "nb201":
+            from raynas.benchmarks.nb201 import check_dataset
+
+            check_dataset(self.dataset)
+            if not isinstance(space.N, int):
+                raise ValueError(f"nb201 quantities need an integer N, got N={space.N!r}")
+        if not spec:
+            raise ValueError("constraint needs at least one bounded quantity, got none")
+        self.bounds: dict[str, tuple[float, float]] = {}
+        for quantity, bounds in spec.items():
+            if quantity not in known:
+                raise ValueError(
+                    f"unknown constraint quantity {quantity!r} for space {name!r}; "
+                    f"choose from: {', '.join(sorted(known))}"
+                )
+            if not isinstance(bounds, Mapping) or not bounds or set(bounds) - {"min", "max"}:
+                raise ValueError(
+                    f"constraint on {quantity!r} must be a mapping with 'min' and/or 'max', "
+                    f"got {bounds!r}"
+                )
+            low = float(bounds.get("min", -math.inf))
+            high = float(bounds.get("max", math.inf))
+            if math.isnan(low) or math.isnan(high) or low > high:
+                raise ValueError(f"constraint on {quantity!r} has min > max: {bounds!r}")
+            self.bounds[quantity] = (low, high)
+        self.space = space
+
+    def values(self, config: Mapping[str, Any]) -> dict[str, float]:
+        """The constrained quantities of ``config``."""
+        fns = QUANTITIES[self.space.name]
+        return {q: fns[q](self.space, config, self.dataset) for q in self.bounds}
+
+    def __call__(self, config: Mapping[str, Any]) -> bool:
+        fns = QUANTITIES[self.space.name]
+        for quantity, (low, high) in self.bounds.items():
+            if not low <= fns[quantity](self.space, config, self.dataset) <= high:
+                return False
+        return True
+
+    def __repr__(self) -> str:
+        return f"SpaceConstraint({self.bounds!r}, dataset={self.dataset!r})"
+
+
+# ------------------------------------------------------------------------- multi-objective
+def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """``a`` dominates ``b`` (both "higher is better")."""
+    return all(x >= y for x, y in zip(a, b, strict=True)) and any(
+        x > y for x, y in zip(a, b, strict=True)
+    )
+
+
+def nondominated_ranks(points: Sequence[Sequence[float]]) -> list[int]:
+    """NSGA-II non-dominated sorting ("higher is better"): front index of every point (0 =
+    Pareto front)."""
+    n = len(points)
+    dominated_by = [0] * n
+    dominates: list[list[int]] = [[] for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            if _dominates(points[i], points[j]):
+                dominates[i].append(j)
+                dominated_by[j] += 1
+            elif _dominates(points[j], points[i]):
+                dominates[j].append(i)
+                dominated_by[i] += 1
+    ranks = [0] * n
+    front = [i for i in range(n) if dominated_by[i] == 0]
+    rank = 0
+    while front:
+        nxt = []
+        for i in front:
+            ranks[i] = rank
+            for j in dominates[i]:
+                dominated_by[j] -= 1
+                if dominated_by[j] == 0:
+                    nxt.append(j)
+        front, rank = nxt, rank + 1
+    return ranks
+
+
+def crowding_distances(points: Sequence[Sequence[float]], ranks: Sequence[int]) -> list[float]:
+    """NSGA-II crowding distance of every point within its front (inf at the boundaries)."""
+    dist = [0.0] * len(points)
+    fronts: dict[int, list[int]] = {}
+    for i, r in enumerate(ranks):
+        fronts.setdefault(r, []).append(i)
+    for members in fronts.values():
+        if len(members) <= 2:
+            for i in members:
+                dist[i] = math.inf
+            continue
+        for m in range(len(points[members[0]])):
+            order = sorted(members, key=lambda i: points[i][m])
+            low, high = points[order[0]][m], points[order[-1]][m]
+            dist[order[0]] = dist[order[-1]] = math.inf
+            if high == low:
+                continue
+            for k in range(1, len(order) - 1):
+                dist[order[k]] += (points[order[k + 1]][m] - points[order[k - 1]][m]) / (
+                    high - low
+                )
+    return dist
+
+
+def _check_objectives(metric: Any, mode: Any) -> tuple[list[str], list[str]]:
+    metrics = [metric] if isinstance(metric, str) else list(metric or [])
+    modes = [mode] if isinstance(mode, str) else list(mode or [])
+    if not metrics or not all(isinstance(m, str) and m for m in metrics):
+        raise ValueError(f"metric must be a non-empty name or list of names, got {metric!r}")
+    if len(set(metrics)) != len(metrics):
+        raise ValueError(f"metric names must be distinct, got {metrics!r}")
+    if len(modes) != len(metrics) or any(m not in ("max", "min") for m in modes):
+        raise ValueError(
+            f"mode must list 'max' or 'min' for each of the {len(metrics)} metrics, got {mode!r}"
+        )
+    return metrics, modes
+
+
+# ------------------------------------------------------------------------------- searcher
+class EvolutionSearcher(NASSearcher):
+    """Regularized (aging) evolution with tournament selection (see the module docstring).
+
+    Args:
+        space: a raynas ``SearchSpace`` (or None: the Tuner's flat ``param_space`` is used and
+            configs are compared as they are).
+        metric: metric to maximise/minimise, or a list of metrics (multi-objective).
+        mode: "max"/"min", or a list of them matching ``metric``.
+        seed: seed of the searcher's ``numpy.random.Generator``.
+        points_to_evaluate: configs suggested first; they count towards the initial
+            population.
+        population_size: members kept (P); also the number of random initial configs.
+        sample_size: tournament size (S), 1 <= S <= P; None = P (greedy: the best of the last P
+            results is the parent, the tuned default); S = 1 is random parent selection.
+        p_crossover: probability that a child comes from uniform crossover of two tournament
+            winners (then mutated with ``p_mutation`` per key, nothing forced).
+        p_mutation: per-key mutation probability (at least one key always changes); None =
+            1 / number of mutable keys.
+        replacement: "oldest" (regularized evolution) or "worst".
+        constraint: None, a callable ``config -> bool``, or bounds on quantities of the space,
+            e.g. ``{"params_m": {"max": 1.5}}`` (see ``SpaceConstraint``).
+    """
+
+    def __init__(
+        self,
+        space: Any = None,
+        metric: str | Sequence[str] | None = None,
+        mode: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        points_to_evaluate: list[dict] | None = None,
+        population_size: int = 30,
+        sample_size: int | None = None,
+        p_crossover: float = 0.0,
+        p_mutation: float | None = 0.1,
+        replacement: str = "oldest",
+        constraint: Callable[[Mapping[str, Any]], bool] | Mapping[str, Any] | None = None,
+    ) -> None:
+        _check_int("population_size", population_size, 2)
+        if sample_size is None:
+            sample_size = population_size
+        _check_int("sample_size", sample_size, 1)
+        if sample_size > population_size:
+            raise ValueError(
+                f"sample_size must be <= population_size ({population_size}), got {sample_size}"
+            )
+        _check_probability("p_crossover", p_crossover)
+        if p_mutation is not None:
+            _check_probability("p_mutation", p_mutation)
+        if replacement not in REPLACEMENTS:
+            raise ValueError(
+                f"replacement must be one of: {', '.join(REPLACEMENTS)}, got {replacement!r}"
+            )
+        multi = not isinstance(metric, str | None) or not isinstance(mode, str | None)
+        if multi:
+            metrics, modes = _check_objectives(metric, mode)
+            if len(metrics) == 1:
+                metric, mode, multi = metrics[0], modes[0], False
+        super().__init__(
+            space,
+            metric=None if multi else metric,
+            mode=None if multi else mode,
+            seed=seed,
+            points_to_evaluate=points_to_evaluate,
+        )
+        if multi:
+            self._metric, self._mode = metrics, modes
+        self.population_size = int(population_size)
+        self.sample_size = int(sample_size)
+        self.p_crossover = float(p_crossover)
+        self.p_mutation = None if p_mutation is None else float(p_mutation)
+        self.replacement = replacement
+        if constraint is None or callable(constraint):
+            self.constraint = constraint
+        elif isinstance(constraint, Mapping):
+            self.constraint = SpaceConstraint(space, constraint)
+        else:
+            raise ValueError(
+                f"constraint must be a callable or a mapping of bounds, got {constraint!r}"
+            )
+        if self.constraint is not None:
+            for i, point in enumerate(self.points_to_evaluate):
+                if not self.constraint(point):
+                    raise ValueError(f"points_to_evaluate[{i}] violates the constraint: {point}")
+        # population members: [birth, config, arch_key, score]; birth orders them by age
+        self.population: list[list] = []
+        self.births = 0
+        self._reset_derived()
+
+    # ------------------------------------------------------------------ Tune interface
+    @property
+    def multi_objective(self) -> bool:
+        return isinstance(self._metric, list)
+
+    def set_search_properties(self, metric: Any, mode: Any, config: dict, **spec: Any) -> bool:
+        if not isinstance(metric, str | None) or not isinstance(mode, str | None):
+            if self._metric is None:
+                try:
+                    self._metric, self._mode = _check_objectives(metric, mode)
+                except ValueError:
+                    return False
+            metric = mode = None
+        elif self.multi_objective and metric is not None and metric != self._metric[0]:
+            log.warning(
+                "%s optimises %s; the Tuner's metric %r should be the first of them",
+                type(self).__name__,
+                self._metric,
+                metric,
+            )
+        ok = super().set_search_properties(metric, mode, config, **spec)
+        self._reset_derived()
+        return ok
+
+    def score(self, result: Mapping[str, Any] | None) -> Any:
+        """Single objective: the metric as "higher is better" (None if missing / not finite).
+        Several objectives: the tuple of them, each "higher is better" (None if any is
+        missing / not finite)."""
+        if not self.multi_objective:
+            return super().score(result)
+        values = []
+        for metric, mode in zip(self._metric, self._mode, strict=True):
+            if not result or metric not in result:
+                return None
+            try:
+                value = float(result[metric])
+            except (TypeError, ValueError):
+                return None
+            if not math.isfinite(value):
+                return None
+            values.append(value if mode == "max" else -value)
+        return tuple(values)
+
+    def arch_key(self, config: Mapping[str, Any]) -> str:
+        if self.space is None:
+            return super().arch_key(config)
+        try:
+            cache_key = tuple(config[k] for k in self.domains)
+            hash(cache_key)
+        except (KeyError, TypeError):
+            return super().arch_key(config)
+        key = self._key_cache.get(cache_key)
+        if key is None:
+            if len(self._key_cache) >= _ENUMERATE_MAX:
+                self._key_cache.clear()
+            key = self._key_cache[cache_key] = super().arch_key(config)
+        return key
+
+    def _exhausted(self) -> bool:
+        if self._feasible_exhausted:
+            return True
+        if self._size is False:  # not computed yet
+            self._size = self.space.size() if self.space is not None else self._grid_size()
+        return self._size is not None and len(self.seen) >= self._size
+
+    # ------------------------------------------------------------------ proposing
+    def _propose(self) -> dict:
+        self._compile()
+        exhausted = self._exhausted()
+        filling = len(self.population) + len(self.pending) < self.population_size
+        if not self.population or filling:
+            return self._random_candidate(exhausted)
+        child = self._child(exhausted)
+        return child if child is not None else self._random_candidate(exhausted)
+
+    def _acceptable(self, config: dict, exhausted: bool) -> bool:
+        if self.constraint is not None and not self.constraint(config):
+            return False
+        return exhausted or self.arch_key(config) not in self.seen
+
+    def _child(self, exhausted: bool) -> dict | None:
+        first = self._tournament()
+        parent = self.population[first]
+        if self.p_crossover and len(self.population) > 1 and self.rng.random() < self.p_crossover:
+            mate = self.population[self._tournament(exclude=first)]
+            child = self._mutate(self._crossover(parent[1], mate[1]), force=False)
+            if self._acceptable(child, exhausted):
+                return child
+        start, start_key = parent[1], parent[2]
+        for attempt in range(_WALK_TRIES):
+            child = self._mutate(start, force=True)
+            key = self.arch_key(child)
+            feasible = self.constraint is None or self.constraint(child)
+            if feasible and key != start_key and (exhausted or key not in self.seen):
+                return child
+            if feasible and attempt % _TRIES_PER_STEP == _TRIES_PER_STEP - 1:
+                start, start_key = child, key  # neighbourhood used up: walk further away
+        return None
+
+    def _random_candidate(self, exhausted: bool) -> dict:
+        fallback = None
+        for attempt in range(_FEASIBLE_TRIES):
+            config = self.random_config()
+            if self.constraint is not None and not self.constraint(config):
+                continue
+            if exhausted or self.arch_key(config) not in self.seen:
+                return config
+            fallback = config
+            if attempt >= _RANDOM_TRIES:
+                break
+        left, feasible = self._enumerate_unseen()
+        if left:
+            return left[int(self.rng.integers(len(left)))]
+        if feasible is not None:
+            # A finite grid with nothing unseen and feasible: duplicates from now on.
+            self._feasible_exhausted = True
+            fallback = fallback or feasible
+        if fallback is None:
+            raise RuntimeError(
+                f"{type(self).__name__}: the constraint {self.constraint!r} rejected "
+                f"{_FEASIBLE_TRIES} random configs; is it satisfiable?"
+            )
+        return fallback
+
+    def _enumerate_unseen(self) -> tuple[list[dict], dict | None]:
+        """Every feasible config of an unseen architecture and one feasible config (None if
+        there is none); ``([], None)`` if the grid is too large or not finite."""
+        values = []
+        for key, domain in self.domains.items():
+            if isinstance(domain, Categorical):
+                values.append([(key, v) for v in domain.categories])
+            elif isinstance(domain, Integer) and getattr(domain.sampler, "q", None) is None:
+                values.append([(key, v) for v in range(int(domain.lower), int(domain.upper))])
+            else:
+                return [], None
+        if math.prod(len(v) for v in values) > _ENUMERATE_MAX:
+            return [], None
+        out, keys, feasible = [], set(), None
+        for items in itertools.product(*values):
+            config = dict(items)
+            key = self.arch_key(config)
+            if key in keys or (self.constraint is not None and not self.constraint(config)):
+                continue
+            feasible = feasible or config
+            if key not in self.seen:
+                keys.add(key)
+                out.append(config)
+        return out, feasible
+
+    def _tournament(self, exclude: int | None = None) -> int:
+        """Index in the population of the winner of a tournament of ``sample_size`` members
+        (``exclude``: a member that may not take part, the first parent of a crossover)."""
+        pool = [i for i in range(len(self.population)) if i != exclude]
+        n = len(pool)
+        size = min(self.sample_size, n)
+        if size < n:
+            picks = [pool[i] for i in self.rng.choice(n, size=size, replace=False)]
+        else:
+            picks = pool
+        if self.multi_objective:
+            order = self._mo_order()
+            return min(picks, key=lambda i: order[i])
+        return max(picks, key=lambda i: self.population[i][3])
+
+    def _mo_order(self) -> list[tuple[int, float]]:
+        """Per population member: (non-dominated rank, -crowding distance); smaller = better."""
+        if self._order_cache is None or self._order_cache[0] != self._pop_version:
+            points = [m[3] for m in self.population]
+            ranks = nondominated_ranks(points)
+            crowd = crowding_distances(points, ranks)
+            order = [(r, -c) for r, c in zip(ranks, crowd, strict=True)]
+            self._order_cache = (self._pop_version, order)
+        return self._order_cache[1]
+
+    def _crossover(self, a: Mapping[str, Any], b: Mapping[str, Any]) -> dict:
+        take_b = self.rng.random(len(self.domains)) < 0.5
+        return {k: (b[k] if tb else a[k]) for k, tb in zip(self.domains, take_b, strict=True)}
+
+    def _mutate(self, config: Mapping[str, Any], force: bool) -> dict:
+        child = dict(config)
+        specs = self._specs
+        if not specs:
+            return child
+        p = self.p_mutation if self.p_mutation is not None else 1.0 / len(specs)
+        mask = self.rng.random(len(specs)) < p
+        if force and not mask.any():
+            mask[int(self.rng.integers(len(specs)))] = True
+        for spec, change in zip(specs, mask, strict=True):
+            if change:
+                child[spec[0]] = self._new_value(spec, child[spec[0]])
+        return child
+
+    def _new_value(self, spec: tuple, value: Any) -> Any:
+        key, kind = spec[0], spec[1]
+        rng = self.rng
+        if kind == "cat":
+            cats = spec[2]
+            others = [c for c in cats if not _same(c, value)]
+            if len(others) == len(cats):  # value not in the domain: resample everything
+                others = cats
+            return others[int(rng.integers(len(others)))]
+        _, _, low, high, is_log, q = spec
+        try:
+            x = math.log(value) if is_log else float(value)
+        except (TypeError, ValueError):
+            return self.sample_value(key)
+        lo, hi = (math.log(low), math.log(high)) if is_log else (low, high)
+        x = _reflect(x + rng.normal(0.0, NUMERIC_STEP * (hi - lo)), lo, hi)
+        new = math.exp(x) if is_log else x
+        if kind == "float":
+            if q:
+                new = min(max(round(new / q) * q, low), high)
+            return float(new)
+        step = q or 1
+        top = high if q else high - 1  # randint's upper bound is exclusive
+        new = int(min(max(round(new / step) * step, low), top))
+        if new == value:  # move at least one step
+            up = value + step <= top
+            down = value - step >= low
+            if up and (not down or rng.random() < 0.5):
+                new = value + step
+            elif down:
+                new = value - step
+        return int(new)
+
+    # ------------------------------------------------------------------ learning
+    def _observe(self, config: dict, score: Any) -> None:
+        if score is None:
+            return  # failed trials never join the population
+        self.population.append([self.births, config, self.arch_key(config), score])
+        self.births += 1
+        self._pop_version += 1
+        if len(self.population) > self.population_size:
+            self.population.pop(self._victim())
+            self._pop_version += 1
+
+    def _victim(self) -> int:
+        """Index of the member to remove (the list is in age order: index 0 is the oldest)."""
+        if self.replacement == "oldest":
+            return 0
+        if self.multi_objective:
+            order = self._mo_order()
+            return max(range(len(order)), key=lambda i: (order[i], -i))
+        return min(range(len(self.population)), key=lambda i: (self.population[i][3], i))
+
+    def pareto_front(self) -> list[tuple[dict, dict[str, float]]]:
+        """Non-dominated completed trials: ``(config, {metric: value})`` in the metrics' own
+        units, sorted best first by the first metric; one entry per architecture."""
+        metrics = self._metric if self.multi_objective else [self._metric]
+        modes = self._mode if self.multi_objective else [self._mode]
+        done, keys = [], set()
+        for config, score in self.history:
+            if score is None:
+                continue
+            key = self.arch_key(config)
+            if key in keys:
+                continue
+            keys.add(key)
+            done.append((config, score if self.multi_objective else (score,)))
+        ranks = nondominated_ranks([s for _, s in done])
+        front = sorted((d for d, r in zip(done, ranks, strict=True) if r == 0), key=lambda d: d[1])
+        front.reverse()
+        return [
+            (
+                dict(config),
+                {
+                    m: (v if mo != "min" else -v)
+                    for m, mo, v in zip(metrics, modes, s, strict=True)
+                },
+            )
+            for config, s in front
+        ]
+
+    # ------------------------------------------------------------------ state
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        state["evolution"] = {
+            "population": [list(m) for m in self.population],
+            "births": self.births,
+            "options": {
+                "population_size": self.population_size,
+                "sample_size": self.sample_size,
+                "p_crossover": self.p_crossover,
+                "p_mutation": self.p_mutation,
+                "replacement": self.replacement,
+            },
+        }
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        evo = state["evolution"]
+        self.population = [list(m) for m in evo["population"]]
+        self.births = evo["births"]
+        for name, value in evo["options"].items():
+            setattr(self, name, value)
+        self._reset_derived()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_key_cache"] = {}  # derived; can be large
+        return state
+
+    # ------------------------------------------------------------------ internals
+    def _reset_derived(self) -> None:
+        self._key_cache: dict[tuple, str] = {}
+        self._specs: list[tuple] | None = None
+        self._size: Any = False
+        self._feasible_exhausted = False
+        self._order_cache: tuple[int, list] | None = None
+        self._pop_version = 0
+
+    def _compile(self) -> None:
+        """Per mutable key: ("cat", categories) or (kind, lower, upper, is_log, q)."""
+        if self._specs is not None:
+            return
+        specs = []
+        for key, domain in self.domains.items():
+            spec = _spec(key, domain)
+            if spec is not None:
+                specs.append(spec)
+        self._specs = specs
+
+
+def _spec(key: str, domain: Domain) -> tuple | None:
+    """Mutation recipe of one domain, or None when it has a single value."""
+    if isinstance(domain, Categorical):
+        cats = list(domain.categories)
+        return (key, "cat", cats) if len(cats) > 1 else None
+    sampler = getattr(domain.sampler, "sampler", domain.sampler)
+    is_log = "LogUniform" in type(sampler).__name__
+    q = getattr(domain.sampler, "q", None)
+    if isinstance(domain, Integer):
+        top = domain.upper if q else domain.upper - 1
+        if top <= domain.lower:
+            return None
+        return (key, "int", domain.lower, domain.upper, is_log, q)
+    if isinstance(domain, Float):
+        if domain.upper <= domain.lower:
+            return None
+        return (key, "float", domain.lower, domain.upper, is_log, q)
+    raise ValueError(f"unsupported Tune domain for {key!r}: {domain!r}")
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return a is b
+
+
+def _reflect(x: float, lo: float, hi: float) -> float:
+    width = hi - lo
+    if width <= 0:
+        return lo
+    x = (x - lo) % (2 * width)
+    return lo + (x if x <= width else 2 * width - x)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_probability(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+
+
+def make_evolution(
+    space: Any,
+    metric: str | Sequence[str] | None,
+    mode: str | Sequence[str] | None,
+    seed: int | None,
+    points_to_evaluate: list[dict] | None = None,
+    population_size: int = 30,
+    sample_size: int | None = None,
+    p_crossover: float = 0.0,
+    p_mutation: float | None = 0.1,
+    replacement: str = "oldest",
+    constraint: Callable[[Mapping[str, Any]], bool] | Mapping[str, Any] | None = None,
+    objectives: Mapping[str, str] | None = None,
+) -> EvolutionSearcher:
+    """Regularized evolution (see ``EvolutionSearcher`` for the options).
+
+    Args:
+        objectives: several objectives from an experiment file, ``{metric: mode}`` in order,
+            e.g. ``{val_acc: max, params_m: min}``; the first must be the experiment's
+            ``metric`` and ``mode`` (when given). Equivalent to list-valued metric/mode.
+    """
+    if objectives is not None:
+        if not isinstance(objectives, Mapping) or len(objectives) < 2:
+            raise ValueError(
+                f"objectives must map at least two metrics to 'max'/'min', got {objectives!r}"
+            )
+        metrics, modes = _check_objectives(list(objectives), list(objectives.values()))
+        if metric not in (None, metrics[0]) or mode not in (None, modes[0]):
+            raise ValueError(
+                f"the first objective ({metrics[0]}: {modes[0]}) must be the experiment's "
+                f"metric and mode, got {metric}: {mode}"
+            )
+        metric, mode = metrics, modes
+    return EvolutionSearcher(
+        space,
+        metric=metric,
+        mode=mode,
+        seed=seed,
+        points_to_evaluate=points_to_evaluate,
+        population_size=population_size,
+        sample_size=sample_size,
+        p_crossover=p_crossover,
+        p_mutation=p_mutation,
+        replacement=replacement,
+        constraint=constraint,
+    )
