@@ -21,6 +21,7 @@ class Summary:
     trials: pd.DataFrame  # one row per trial: trial_id, status, config/*, last metrics
     states: Counter
     wall_s: float
+    path: Path | None = None
 
     def ranked(self) -> pd.DataFrame:
         """Trials with a numeric metric, best first."""
@@ -55,7 +56,7 @@ def load(path: str | Path) -> Summary:
     trials = pd.DataFrame(rows)
     states = Counter(trials["status"]) if len(trials) else Counter()
     wall = (max(ends) - min(starts)) if ends else 0.0
-    return Summary(config, trials, states, wall)
+    return Summary(config, trials, states, wall, path)
 
 
 def _fmt(value: Any) -> str:
@@ -103,6 +104,12 @@ def format_report(summary: Summary, top: int = 10) -> str:
         )
     if len(table) == 1:
         lines.append("(no trial reported the metric yet)")
+    if summary.path is not None:
+        from schedulers.decisions import summarise_decisions
+
+        decisions = summarise_decisions(summary.path)
+        if decisions:
+            lines += ["", decisions]
     return "\n".join(lines)
 
 
@@ -118,7 +125,12 @@ def best(summary: Summary) -> dict[str, Any]:
     row = ranked.iloc[0]
     config = {k.removeprefix("config/"): v for k, v in row.items() if k.startswith("config/")}
     space = search_spaces.get(summary.config.space.name, **summary.config.space.options)
-    genotype = space.decode(config)
+    if summary.config.trainable.name == "darts":
+        # A DARTS trial ignores its sampled cell; its result is the derived genotype.
+        genotype = space.from_str(str(row["arch"]))
+        config = space.encode(genotype)
+    else:
+        genotype = space.decode(config)
     metrics = {
         k: (None if isinstance(v, float) and math.isnan(v) else v)
         for k, v in row.items()

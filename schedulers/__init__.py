@@ -13,6 +13,8 @@ _REGISTRY: dict[str, str] = {
     "fifo": "ray.tune.schedulers:FIFOScheduler",
     "asha": "ray.tune.schedulers:ASHAScheduler",
     "median": "ray.tune.schedulers:MedianStoppingRule",
+    "lce": "schedulers.lce:LCEScheduler",
+    "tse": "schedulers.tse:TSEScheduler",
 }
 
 

@@ -11,7 +11,7 @@ from raynas import trainables
 
 
 def test_names():
-    assert schedulers.names() == ["asha", "fifo", "median"]
+    assert schedulers.names() == ["asha", "fifo", "lce", "median", "tse"]
 
 
 def test_unknown_scheduler_and_option_are_named():

@@ -1,0 +1,1 @@
+"""Performance estimators: zero-cost proxies, learning curves, training speed."""

@@ -1,0 +1,43 @@
+"""Training Speed Estimate (Ru, Lyle, Schut, Fil, van der Wilk and Gal, NeurIPS 2021).
+
+The TSE of a trial after T epochs sums the per-epoch mean training losses: the faster a
+network trains, the better it tends to generalise. Lower is better. Variants:
+
+- ``tse``: the sum over all epochs so far;
+- ``tse_e``: the sum over the last E epochs (TSE-E; the paper finds E = 1 works best,
+  which discards the noisy early epochs);
+- ``tse_ema``: an exponential moving average of the epoch losses (TSE-EMA).
+
+Non-finite losses (a diverged run) make the estimate ``inf``: the worst possible.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def _finite_or_inf(total: float) -> float:
+    return total if math.isfinite(total) else math.inf
+
+
+def tse(losses: Sequence[float]) -> float:
+    """Sum of all per-epoch mean training losses."""
+    return _finite_or_inf(math.fsum(float(v) for v in losses)) if losses else math.nan
+
+
+def tse_e(losses: Sequence[float], window: int = 1) -> float:
+    """Sum of the last ``window`` per-epoch losses (all of them when there are fewer)."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window!r}")
+    return tse(list(losses)[-window:])
+
+
+def tse_ema(losses: Sequence[float], decay: float = 0.9) -> float:
+    """Exponential moving average of the per-epoch losses (first epoch: its own loss)."""
+    if not 0 <= decay < 1:
+        raise ValueError(f"decay must be in [0, 1), got {decay!r}")
+    value = math.nan
+    for i, loss in enumerate(losses):
+        value = float(loss) if i == 0 else decay * value + (1 - decay) * float(loss)
+    return _finite_or_inf(value) if losses else math.nan

@@ -1,0 +1,237 @@
+"""Learning-curve extrapolation scheduler (Domhan, Springenberg and Hutter, IJCAI 2015).
+
+After ``grace_period`` and then every ``check_every`` results, the trial's curve of ``metric``
+against ``time_attr`` is fitted by an ensemble of parametric learning-curve families
+(``raynas.estimators.curves``: pow3, pow4, log_log_linear, hill3, log_power, mmf, exp4,
+janoschek, weibull, ilog2, vapor_pressure). If the predictive distribution of the metric at
+``max_t`` gives probability < ``delta`` of beating the reference, the trial is stopped.
+
+The reference ("best seen") is, by default, the best value at ``max_t`` among trials that
+reached ``max_t`` (``reference="final"``, as Domhan et al.: a partial curve is compared with
+what complete runs achieved; until one trial completes nothing is stopped). With
+``reference="any"`` it is the best value any trial reported at any ``t``, which can stop
+trials before the first completes but compares a final prediction with values that are not
+final. Trials that end by themselves before ``max_t`` give no final value: set ``max_t`` to
+the trainable's number of epochs.
+
+Methods (``method``): ``"fast"`` (default) least squares per family, BIC weights and a residual
+bootstrap, typically a few tens of ms per check; ``"mcmc"`` Domhan's Bayesian weighted
+ensemble sampled by an affine-invariant ensemble sampler, 0.3-1 s per check. See
+``raynas.estimators.curves`` for both. Randomness is seeded from ``seed``, the trial id and
+``t``, so a decision depends only on the results, never on when it is taken.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from raynas.estimators import curves
+from schedulers.decisions import CONTINUE, STOP, DecisionScheduler, number
+
+METHODS = ("fast", "mcmc")
+REFERENCES = ("final", "any")
+
+
+class LCEScheduler(DecisionScheduler):
+    """Stops trials whose extrapolated learning curve is unlikely to beat the best seen.
+
+    Args:
+        metric: the result key of the learning curve (default: from the TuneConfig).
+        mode: "max" or "min" (default: from the TuneConfig).
+        time_attr: the x axis of the curve; values must be > 0 (epochs).
+        max_t: the target: predictions are for the metric at ``max_t``; trials are stopped
+            when they reach it.
+        grace_period: no decision before ``time_attr`` reaches this.
+        check_every: fit every this many results once past ``grace_period``.
+        delta: stop when P(metric at max_t beats the reference) < delta.
+        method: "fast" (least squares + bootstrap) or "mcmc".
+        reference: "final" (best value at max_t of completed trials) or "any" (best value
+            reported at any time).
+        families: curve families to use (default: all eleven).
+        bounds: optional ``[low, high]`` the metric cannot leave, e.g. ``[0, 1]`` for an
+            accuracy; either may be None. Predictions are clipped to it.
+        n_bootstrap: bootstrap replicates per family (fast).
+        mcmc_steps: ensemble updates per fit (mcmc); the first half is burn-in.
+        seed: seeds the bootstrap/MCMC together with the trial id and t.
+        log_path: the decision log; default ``<experiment dir>/scheduler_decisions.jsonl``.
+    """
+
+    kind = "lce"
+
+    def __init__(
+        self,
+        metric: str | None = None,
+        mode: str | None = None,
+        time_attr: str = "training_iteration",
+        max_t: float = 100,
+        grace_period: float = 5,
+        check_every: int = 1,
+        delta: float = 0.05,
+        method: str = "fast",
+        reference: str = "final",
+        families: Sequence[str] | None = None,
+        bounds: Sequence[float | None] | None = None,
+        n_bootstrap: int = 64,
+        mcmc_steps: int = 400,
+        seed: int = 0,
+        log_path: str | None = None,
+    ) -> None:
+        if not isinstance(check_every, int) or isinstance(check_every, bool) or check_every < 1:
+            raise ValueError(f"check_every must be an integer >= 1, got {check_every!r}")
+        if not isinstance(delta, int | float) or not 0 < delta < 1:
+            raise ValueError(f"delta must be in (0, 1), got {delta!r}")
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(METHODS)}")
+        if reference not in REFERENCES:
+            raise ValueError(
+                f"unknown reference {reference!r}; choose one of: {', '.join(REFERENCES)}"
+            )
+        families = curves.check_families(families)
+        bounds = _check_bounds(bounds)
+        if not isinstance(n_bootstrap, int) or n_bootstrap < 8:
+            raise ValueError(f"n_bootstrap must be an integer >= 8, got {n_bootstrap!r}")
+        if not isinstance(mcmc_steps, int) or mcmc_steps < 20:
+            raise ValueError(f"mcmc_steps must be an integer >= 20, got {mcmc_steps!r}")
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        super().__init__(
+            metric=metric,
+            mode=mode,
+            time_attr=time_attr,
+            max_t=max_t,
+            grace_period=grace_period,
+            log_path=log_path,
+        )
+        self._check_every = check_every
+        self._delta = float(delta)
+        self._method = method
+        self._reference = reference
+        self._families = families
+        self._bounds = bounds
+        self._n_bootstrap = n_bootstrap
+        self._mcmc_steps = mcmc_steps
+        self._seed = seed
+        self._finals: dict[str, tuple[float, float]] = {}  # trial -> (t, value) at >= max_t
+        self._best_any: float | None = None
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            **super()._options(),
+            "check_every": self._check_every,
+            "delta": self._delta,
+            "method": self._method,
+            "reference": self._reference,
+            "families": list(self._families),
+            "bounds": None if self._bounds is None else list(self._bounds),
+            "seed": self._seed,
+        }
+
+    def _observe(self, result: Mapping[str, Any]) -> dict[str, Any]:
+        return {"y": number(result.get(self._metric))}
+
+    def _better(self, a: float, b: float) -> bool:
+        return a > b if self._mode == "max" else a < b
+
+    def _reset_derived(self) -> None:
+        self._finals = {}
+        self._best_any = None
+
+    def _note(self, tid: str, t: float) -> None:
+        y = self._history[tid][t].get("y")
+        if y is None or not math.isfinite(y):
+            return
+        if t >= self._max_t and (tid not in self._finals or t < self._finals[tid][0]):
+            self._finals[tid] = (t, y)
+        if self._best_any is None or self._better(y, self._best_any):
+            self._best_any = y
+
+    def reference_value(self) -> float | None:
+        """The value a trial must be predicted to beat (None: nothing to compare with yet)."""
+        if self._reference == "any":
+            return self._best_any
+        finals = [y for _, y in self._finals.values()]
+        if not finals:
+            return None
+        return max(finals) if self._mode == "max" else min(finals)
+
+    def _decide(self, tid: str, t: float) -> tuple[str, str, dict[str, Any]]:
+        history = self._history[tid]
+        attr = self._time_attr
+        if t < self._grace_period:
+            return CONTINUE, f"grace period ({attr}={_fmt(t)} < {_fmt(self._grace_period)})", {}
+        y = history[t].get("y")
+        if y is None or not math.isfinite(y):
+            what = "missing" if y is None else "not finite"
+            return CONTINUE, f"{self._metric!r} {what} in this result; not used", {}
+        index = sum(1 for s in history if self._grace_period <= s <= t) - 1
+        if index % self._check_every:
+            return CONTINUE, f"no check (every {self._check_every} results)", {}
+        best = self.reference_value()
+        if best is None:
+            return CONTINUE, "no reference yet: no trial has reached max_t", {}
+        points = sorted(
+            (s, o["y"])
+            for s, o in history.items()
+            if 0 < s <= t and o.get("y") is not None and math.isfinite(o["y"])
+        )
+        if len(points) < 3:
+            return CONTINUE, f"too few points to fit ({len(points)} < 3)", {}
+        x, ys = np.array(points).T
+        rng = np.random.default_rng([self._seed, zlib.crc32(tid.encode()), round(t * 1000)])
+        pred = curves.predict(
+            x,
+            ys,
+            self._max_t,
+            best,
+            mode=self._mode,
+            method=self._method,
+            families=self._families,
+            bounds=self._bounds,
+            rng=rng,
+            n_bootstrap=self._n_bootstrap,
+            mcmc_steps=self._mcmc_steps,
+            mcmc_burn=self._mcmc_steps // 2,
+        )
+        if pred is None:
+            return CONTINUE, "no curve family fits (the curve does not improve)", {"best": best}
+        top = dict(sorted(pred.weights.items(), key=lambda kv: -kv[1])[:3])
+        info = {
+            "best": best,
+            "pred_mean": round(float(pred.mean), 6),
+            "pred_sd": round(float(pred.sd), 6),
+            "p_beat": float(f"{pred.p_beat:.4g}"),
+            "delta": self._delta,
+            "n_points": pred.n_points,
+            "weights": top,
+        }
+        stop = pred.p_beat < self._delta
+        op = ">" if self._mode == "max" else "<"
+        reason = (
+            f"P({self._metric}@{_fmt(self._max_t)} {op} {best:.4g}) = {pred.p_beat:.3g} "
+            f"{'<' if stop else '>='} delta {self._delta:g}; "
+            f"predicted {pred.mean:.4g} ± {pred.sd:.2g}"
+        )
+        return (STOP if stop else CONTINUE), reason, info
+
+
+def _fmt(t: float) -> str:
+    return str(int(t)) if float(t).is_integer() else f"{t:g}"
+
+
+def _check_bounds(bounds) -> tuple[float | None, float | None] | None:
+    if bounds is None:
+        return None
+    if isinstance(bounds, str) or len(bounds) != 2:
+        raise ValueError(f"bounds must be [low, high] (either may be null), got {bounds!r}")
+    low, high = bounds
+    for v in (low, high):
+        if v is not None and (not isinstance(v, int | float) or not math.isfinite(v)):
+            raise ValueError(f"bounds must hold finite numbers or null, got {bounds!r}")
+    if low is not None and high is not None and not low < high:
+        raise ValueError(f"bounds must have low < high, got {bounds!r}")
+    return (low, high)
