@@ -166,7 +166,11 @@ def run(config: ExperimentConfig, address: str | None = None, verbose: int = 1):
         (exp_dir / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     tuner = tune.Tuner(
         _with_resources(parts),
-        param_space=parts.space.tune_space(),
+        # Trainables may add keys of their own (the darts trainable's sweep of settings).
+        param_space={
+            **parts.space.tune_space(),
+            **getattr(parts.trainable, "param_space", {}),
+        },
         tune_config=tune.TuneConfig(
             metric=config.metric,
             mode=config.mode,
@@ -186,6 +190,9 @@ def run(config: ExperimentConfig, address: str | None = None, verbose: int = 1):
             storage_path=root,
             callbacks=_callbacks(parts, None if exp_dir is None else str(exp_dir)),
             failure_config=tune.FailureConfig(max_failures=config.max_failures),
+            # Trial folders (TensorBoard files, DARTS alpha images) reach the storage path
+            # from every node of a cluster, not only checkpoints.
+            sync_config=tune.SyncConfig(sync_artifacts=True),
             verbose=verbose,
         ),
     )

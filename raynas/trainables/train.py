@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from raynas import data as datamod
+from raynas.nn.measure import count_macs, count_params
 from search_spaces.base import SearchSpace
 
 CHECKPOINT_FILE = "state.pt"
@@ -95,23 +96,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def count_params(model: nn.Module) -> int:
-    """Parameters without an auxiliary head (as NAS papers count them)."""
-    return sum(p.numel() for n, p in model.named_parameters() if "auxiliary" not in n)
+def rng_state() -> dict[str, Any]:
+    """torch's global RNG states (CPU, and every CUDA device when present) for a checkpoint."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    return {"torch_rng": torch.get_rng_state(), "cuda_rng": cuda}
 
 
-def count_macs(model: nn.Module, shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates of one forward of a single input (eval mode)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    was_training = model.training
-    model.eval()
-    try:
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model(torch.zeros(1, *shape))
-    finally:
-        model.train(was_training)
-    return counter.get_total_flops() // 2
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Put back the RNG states saved by ``rng_state`` (CUDA ones where CUDA is present)."""
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
 
 
 class Trainer:
@@ -170,8 +165,7 @@ class Trainer:
             "schedule": self.schedule.state_dict(),
             "scaler": self.scaler.state_dict(),
             "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            **rng_state(),
             "epoch": self.epoch,
             "tse": self.tse,
             "tse_ema": self.tse_ema,
@@ -190,9 +184,7 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
         self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        if state.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        set_rng_state(state)
         self.epoch = int(state["epoch"])
         self.tse = float(state["tse"])
         self.tse_ema = state["tse_ema"]
