@@ -14,6 +14,8 @@ from search_spaces.base import SearchSpace
 _REGISTRY: dict[str, str] = {
     "table": "raynas.trainables.table:make",
     "train": "raynas.trainables.train:make",
+    "proxy": "raynas.trainables.proxy:make",
+    "darts": "raynas.trainables.darts:make",
 }
 
 

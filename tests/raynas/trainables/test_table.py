@@ -35,7 +35,9 @@ def test_cost_grows_with_macs():
 
 def test_unknown_trainable_and_option():
     space = search_spaces.get("nb201")
-    with pytest.raises(ValueError, match="unknown trainable 'tabel'; choose one of: table"):
+    with pytest.raises(
+        ValueError, match="unknown trainable 'tabel'; choose one of: darts, proxy, table"
+    ):
         trainables.make("tabel", space)
     with pytest.raises(ValueError, match="unknown option 'datset' for trainable 'table'"):
         trainables.make("table", space, datset="cifar10")
