@@ -24,23 +24,30 @@ from raynas.trainables.train import Trainer, TrainOptions
 
 def run(space, arch: str, options: TrainOptions, label: str) -> None:
     trainer = Trainer(space, space.encode(space.from_str(arch)), options)
-    print(f"\n## {label}: {options.dataset}, build={options.build}, epochs={options.epochs}, "
-          f"batch={options.batch_size}, lr={options.lr}, params={trainer.params / 1e6:.3f}M, "
-          f"train/val/test={len(trainer.splits.train)}/{len(trainer.splits.val)}/"
-          f"{len(trainer.splits.test)}")
+    print(
+        f"\n## {label}: {options.dataset}, build={options.build}, epochs={options.epochs}, "
+        f"batch={options.batch_size}, lr={options.lr}, params={trainer.params / 1e6:.3f}M, "
+        f"train/val/test={len(trainer.splits.train)}/{len(trainer.splits.val)}/"
+        f"{len(trainer.splits.test)}"
+    )
     print("epoch  train_loss  train_acc  val_acc  test_acc  seconds")
     for _ in range(options.epochs):
         start = time.perf_counter()
         m = trainer.step()
         seconds = time.perf_counter() - start
-        print(f"{m['epoch']:>5}  {m['train_loss']:>10.4f}  {m['train_acc']:>9.2f}  "
-              f"{m['val_acc']:>7.2f}  {m.get('test_acc', float('nan')):>8.2f}  {seconds:>7.1f}")
+        print(
+            f"{m['epoch']:>5}  {m['train_loss']:>10.4f}  {m['train_acc']:>9.2f}  "
+            f"{m['val_acc']:>7.2f}  {m.get('test_acc', float('nan')):>8.2f}  {seconds:>7.1f}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=os.environ.get("RAYNAS_DATA"),
-                        help="folder with cifar-10-batches-py (default $RAYNAS_DATA)")
+    parser.add_argument(
+        "--root",
+        default=os.environ.get("RAYNAS_DATA"),
+        help="folder with cifar-10-batches-py (default $RAYNAS_DATA)",
+    )
     parser.add_argument("--cifar-epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-cifar", action="store_true")
@@ -48,15 +55,32 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     space = search_spaces.get("nb201")
     arch, val = nb201.table().optimum("cifar10")
-    print(f"# command: python benchmarks/training_sanity.py --cifar-epochs {args.cifar_epochs} "
-          f"--threads {args.threads}; torch threads {args.threads}; load {os.getloadavg()}")
+    print(
+        f"# command: python benchmarks/training_sanity.py --cifar-epochs {args.cifar_epochs} "
+        f"--threads {args.threads}; torch threads {args.threads}; load {os.getloadavg()}"
+    )
     print(f"# architecture: {arch} (table cifar10 val {val:.2f})")
-    run(space, arch, TrainOptions(dataset="digits", epochs=10, build={"C": 16, "N": 1},
-                                  eval_test=True), "digits")
+    run(
+        space,
+        arch,
+        TrainOptions(dataset="digits", epochs=10, build={"C": 16, "N": 1}, eval_test=True),
+        "digits",
+    )
     if not args.skip_cifar:
-        run(space, arch, TrainOptions(dataset="cifar10", root=args.root, epochs=args.cifar_epochs,
-                                      batch_size=96, lr=0.1, build={"C": 16, "N": 5},
-                                      eval_test=True), "cifar10 subset")
+        run(
+            space,
+            arch,
+            TrainOptions(
+                dataset="cifar10",
+                root=args.root,
+                epochs=args.cifar_epochs,
+                batch_size=96,
+                lr=0.1,
+                build={"C": 16, "N": 5},
+                eval_test=True,
+            ),
+            "cifar10 subset",
+        )
 
 
 if __name__ == "__main__":
