@@ -31,6 +31,11 @@ calibrated value, ``row_sum`` the plain sum of rows and fixed parts, and
 its build: on a machine whose load changes a lot, rebuild it (``rebuild=True``) close to
 where it is used. ``benchmarks/latency_table.py`` measures the error.
 
+Searchers use the prediction as the mobilenetv3 quantity ``latency_ms``
+(``raynas.searchers.quantities``): a bound in evolution's ``constraint``, or the predicted cost
+of REINFORCE's ``reward_target``; their ``latency_table`` option holds ``build``'s options,
+checked up front by ``check_build_options``.
+
 Clocks
 ------
 ``clock="wall"`` (default) is the latency a caller sees. On a shared CPU it includes the time
@@ -63,7 +68,7 @@ import platform
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -330,7 +335,8 @@ def block_key(spec: Any) -> str:
 
     ``stage`` and ``index`` are left out: two blocks of equal shape share a row.
     """
-    s = spec if isinstance(spec, dict) else asdict(spec)
+    # ``vars``, not ``asdict``: asdict deep-copies and was 90% of a table prediction's time.
+    s = spec if isinstance(spec, dict) else vars(spec)
     return (
         f"k{s['kernel']}-e{s['expand']}-in{s['in_channels']}-mid{s['mid_channels']}"
         f"-out{s['out_channels']}-s{s['stride']}-r{s['in_resolution']}-{s['activation']}"
@@ -916,4 +922,70 @@ def calibration_genotypes(space: Any, n: int) -> list[Any]:
     rng = np.random.default_rng(CALIBRATION_SEED)
     while len(out) < n:
         out.append(space.sample(rng))
+    return out
+
+
+#: Options of ``LatencyTable.build`` that a caller may set from a config file (searchers'
+#: ``latency_table`` option), with their kind: "int>=N", "width", "device", "clock", "bool",
+#: "path" (str or None), "name" (str or None).
+BUILD_OPTIONS = {
+    "device": "device",
+    "resolution": "int>=1",
+    "width_mult": "width",
+    "batch_size": "int>=1",
+    "threads": "int>=1",
+    "cache_dir": "path",
+    "num_classes": "int>=1",
+    "probes": "int>=9",
+    "warmup": "int>=0",
+    "repeats": "int>=1",
+    "rounds": "int>=1",
+    "calibration_subnets": "int>=0",
+    "calibration_repeats": "int>=1",
+    "clock": "clock",
+    "rebuild": "bool",
+    "device_name": "name",
+}
+
+
+def check_build_options(options: Any) -> dict[str, Any]:
+    """Validate keyword options for ``LatencyTable.build`` without measuring anything.
+
+    Args:
+        options: a mapping with keys from ``BUILD_OPTIONS`` (None values mean "default").
+
+    Returns:
+        A plain dict of the options (None values dropped).
+
+    Raises:
+        ValueError: not a mapping, an unknown key (the valid keys are listed) or a bad value
+            (named).
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ValueError(f"latency table options must be a mapping, got {options!r}")
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        kind = BUILD_OPTIONS.get(key)
+        if kind is None:
+            raise ValueError(
+                f"unknown latency table option {key!r}; valid options: {', '.join(BUILD_OPTIONS)}"
+            )
+        if value is None:
+            continue
+        if kind.startswith("int>="):
+            value = _positive_int(key, value, minimum=int(kind[5:]))
+        elif kind == "width":
+            value = _check_width_mult(value)
+        elif kind == "device":
+            check_device(value)
+            value = str(value)
+        elif kind == "clock" and value not in CLOCKS:
+            raise ValueError(f"unknown clock {value!r}; choose one of: {', '.join(CLOCKS)}")
+        elif kind == "bool" and not isinstance(value, bool):
+            raise ValueError(f"{key} must be true or false, got {value!r}")
+        elif kind in ("path", "name") and not isinstance(value, str | os.PathLike):
+            raise ValueError(f"{key} must be a string, got {value!r}")
+        out[key] = value
     return out

@@ -19,3 +19,24 @@ def cli_env() -> dict[str, str]:
 
 
 RAYNAS = [sys.executable, "-m", "raynas.cli"]
+
+
+def table_tuner(space, searcher, storage, name: str, num_samples: int, max_concurrent=1):
+    """A real Tuner of ``searcher`` over the NB201 table trainable (val_acc, max)."""
+    from ray import tune
+
+    from raynas import trainables
+
+    return tune.Tuner(
+        trainables.make("table", space),
+        param_space=space.tune_space(),
+        tune_config=tune.TuneConfig(
+            metric="val_acc",
+            mode="max",
+            search_alg=searcher,
+            num_samples=num_samples,
+            max_concurrent_trials=max_concurrent,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(storage_path=str(storage), name=name, verbose=0),
+    )

@@ -11,15 +11,21 @@ configs and learn from results:
 - forgiving callbacks: unknown trial ids, errored trials, missing or NaN metrics are logged and
   recorded as failures, never raised;
 - state as a small dict (``get_state``/``set_state``) saved atomically by ``save``/``restore``,
-  including the numpy RNG state and pending trials.
+  including the numpy RNG state and pending trials;
+- proxy seeding (``proxy_seed``, see ``raynas.searchers.seeding``): before the first
+  suggestion, a random pool of architectures is scored by a zero-cost proxy and its top-k are
+  suggested first (after ``points_to_evaluate``); the scored pool is saved with the state, so
+  a restored searcher does not score it again.
 
 Subclasses implement ``_propose() -> dict`` and ``_observe(config, score)`` where ``score`` is
 the metric turned into "higher is better" (``None`` for a failed trial), and extend
-``get_state``/``set_state`` with their own state.
+``get_state``/``set_state`` with their own state; ``_feasible(config)`` (default: always)
+keeps infeasible configs out of the proxy pool.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -32,6 +38,8 @@ from typing import Any
 import numpy as np
 from ray.tune.search import Searcher
 from ray.tune.search.sample import Categorical, Domain, Float, Integer
+
+from raynas.searchers import seeding
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,10 @@ class NASSearcher(Searcher):
         mode: "max" or "min"; also settable by the Tuner.
         seed: seed of the searcher's ``numpy.random.Generator``.
         points_to_evaluate: configs suggested first, in order.
+        proxy_seed: None, or the options of proxy seeding (a mapping or a
+            ``seeding.ProxySeed``; needs ``space``): the ``top_k`` best of ``pool`` random
+            architectures by a zero-cost proxy are suggested right after
+            ``points_to_evaluate``.
     """
 
     def __init__(
@@ -59,9 +71,18 @@ class NASSearcher(Searcher):
         mode: str | None = None,
         seed: int | None = None,
         points_to_evaluate: list[dict] | None = None,
+        proxy_seed: Mapping[str, Any] | seeding.ProxySeed | None = None,
     ) -> None:
         if mode is not None and mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.proxy_seed = seeding.ProxySeed.parse(proxy_seed)
+        if self.proxy_seed is not None and space is None:
+            raise ValueError(
+                "proxy_seed needs a raynas search space (space=...) to build the networks it "
+                "scores"
+            )
+        # the scored pool (see ``seeding.score_pool``); None until the first suggestion
+        self.proxy_pool: dict[str, Any] | None = None
         super().__init__(metric=metric, mode=mode)
         self.space = space
         self.domains: dict[str, Domain] | None = dict(space.tune_space()) if space else None
@@ -97,6 +118,8 @@ class NASSearcher(Searcher):
             raise RuntimeError(
                 f"{type(self).__name__} has no search space: pass `space=` or a Tuner param_space"
             )
+        if self.proxy_seed is not None and self.proxy_pool is None:
+            self._seed_from_proxy()
         if self.points_to_evaluate:
             config = self.points_to_evaluate.pop(0)
         else:
@@ -127,6 +150,28 @@ class NASSearcher(Searcher):
             )
         self.history.append((config, score))
         self._observe(config, score)
+
+    def _seed_from_proxy(self) -> None:
+        """Score the proxy pool and queue its top-k after ``points_to_evaluate``."""
+        pool = seeding.score_pool(
+            self.space,
+            self.proxy_seed,
+            sample=self.random_config,
+            key=self.arch_key,
+            accept=self._feasible,
+        )
+        self.proxy_pool = pool
+        queued = self.seen | {self.arch_key(p) for p in self.points_to_evaluate}
+        for i in pool["top"]:
+            if pool["archs"][i] not in queued:
+                self.points_to_evaluate.append(dict(pool["configs"][i]))
+
+    def proxy_seeds(self) -> list[tuple[dict, float]]:
+        """The proxy seeds, best first: ``(config, score)``; empty before the pool is scored."""
+        if not self.proxy_pool:
+            return []
+        pool = self.proxy_pool
+        return [(dict(pool["configs"][i]), pool["scores"][i]) for i in pool["top"]]
 
     # ---------------------------------------------------------------- helpers for subclasses
     def score(self, result: Mapping[str, Any] | None) -> float | None:
@@ -173,6 +218,10 @@ class NASSearcher(Searcher):
         return {k: self.sample_value(k) for k in self.domains}
 
     # ------------------------------------------------------------------ to implement
+    def _feasible(self, config: Mapping[str, Any]) -> bool:
+        """Whether ``config`` may be suggested (a constraint); proxy pools skip the others."""
+        return True
+
     def _propose(self) -> dict:
         raise NotImplementedError
 
@@ -190,6 +239,8 @@ class NASSearcher(Searcher):
             "pending": self.pending,
             "seen": sorted(self.seen),
             "history": self.history,
+            "proxy_seed": None if self.proxy_seed is None else dataclasses.asdict(self.proxy_seed),
+            "proxy_pool": self.proxy_pool,
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -202,6 +253,10 @@ class NASSearcher(Searcher):
         self.pending = dict(state["pending"])
         self.seen = set(state["seen"])
         self.history = list(state["history"])
+        # ``.get``: states saved before proxy seeding existed have neither entry.
+        options = state.get("proxy_seed")
+        self.proxy_seed = None if options is None else seeding.ProxySeed(**options)
+        self.proxy_pool = state.get("proxy_pool")
 
     def save(self, checkpoint_path: str) -> None:
         """Write ``get_state()`` atomically (temp file + ``os.replace``)."""

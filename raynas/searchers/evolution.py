@@ -33,18 +33,40 @@
 Constraints are checked on every proposed config before it is suggested (``constraint``):
 either a callable ``config -> bool`` (picklable, e.g. a module-level function, if the searcher
 is saved by a Tuner) or bounds on quantities the space computes from a config without
-training, e.g. ``{"params_m": {"max": 1.5}, "flops_m": {"min": 50}}`` for nb201
-(``params_m``/``flops_m`` of the network with the space's C and N, as
-``raynas.benchmarks.nb201.params_and_macs`` counts them; an optional ``"dataset"`` entry,
-default cifar10, sets its classes and input resolution as the table trainable does).
-``points_to_evaluate`` must satisfy the constraint (checked at construction).
+training (``raynas.searchers.quantities``):
+
+- nb201: ``{"params_m": {"max": 1.5}, "flops_m": {"min": 50}}`` (``params_m``/``flops_m`` of
+  the network with the space's C and N, as ``raynas.benchmarks.nb201.params_and_macs`` counts
+  them; an optional ``"dataset"`` entry, default cifar10, sets its classes and input
+  resolution as the table trainable does).
+- mobilenetv3: ``{"latency_ms": {"max": 5}, "latency_table": {...}}``, the end-to-end latency
+  predicted by the per-device ``raynas.hardware.LatencyTable`` without building the subnet.
+  ``latency_table`` holds ``LatencyTable.build`` options: ``device`` (cpu), ``batch_size`` (1),
+  ``threads`` (1), ``resolution``/``width_mult`` (the space's), ``num_classes`` (10),
+  ``cache_dir`` (``$RAYNAS_LATENCY_CACHE`` or ``~/.cache/raynas/latency``), ``clock``,
+  ``rebuild`` and the measuring effort (``probes``, ``repeats``, ``rounds``, ...). The table is
+  measured on the first check, in the driver process, and cached on disk per device key (later
+  runs on that machine read it); a pickled searcher carries its table, a searcher restored
+  from its saved state (``raynas resume``) reads the cached file again. Match the trainable
+  (``train`` with ``latency: true``: same device, threads, batch 1, dataset image size and
+  classes) to compare prediction and measurement.
+
+``points_to_evaluate`` must satisfy the constraint (checked at construction, which builds a
+latency table right away).
+
+Proxy seeding (``proxy_seed``, see ``raynas.searchers.seeding``): before the first suggestion
+a pool of random feasible architectures is scored by a zero-cost proxy; the ``top_k`` best are
+suggested first (after ``points_to_evaluate``) and, once evaluated, are members of the initial
+population like the random ones (the population is still filled up to ``population_size``).
 
 Several objectives: pass ``metric`` and ``mode`` as lists (Tune's convention, e.g.
 ``metric=["val_acc", "params_m"], mode=["max", "min"]``), or, from an experiment file where
 ``metric``/``mode`` are the experiment's own single metric, the searcher option
 ``objectives: {val_acc: max, params_m: min}`` whose first entry must be the experiment's
 ``metric``/``mode`` (the one Tune's ``TuneConfig`` sorts results by). ``pareto_front()``
-returns the non-dominated completed trials.
+returns the non-dominated completed trials. Any reported metric can be an objective, e.g.
+``{val_acc: max, latency_ms: min}`` with the train trainable's ``latency: true`` (measured
+latency; combine with a ``latency_ms`` constraint to search only below a predicted bound).
 
 Defaults (P = 30, S = P, p_mutation = 0.1, no crossover, oldest out) were tuned on the NB201 table
 (sequential loop, 200 seeds, CIFAR-10/100 and ImageNet16-120 val accuracy, 100 and 300
@@ -64,6 +86,7 @@ from typing import Any
 import numpy as np
 from ray.tune.search.sample import Categorical, Domain, Float, Integer
 
+from raynas.searchers import quantities
 from raynas.searchers.base import NASSearcher
 
 log = logging.getLogger(__name__)
@@ -83,66 +106,36 @@ _ENUMERATE_MAX = 100_000
 
 
 # ------------------------------------------------------------------------------ constraints
-def _nb201_counts(space: Any, config: Mapping[str, Any], dataset: str) -> tuple[int, int]:
-    from raynas.benchmarks import nb201
-
-    info = nb201.DATASET_INFO[dataset]
-    return nb201.params_and_macs(
-        space.decode(config).ops,
-        C=space.C,
-        N=space.N,
-        classes=info["classes"],
-        resolution=info["resolution"],
-    )
-
-
-def _nb201_params_m(space: Any, config: Mapping[str, Any], dataset: str) -> float:
-    return _nb201_counts(space, config, dataset)[0] / 1e6
-
-
-def _nb201_flops_m(space: Any, config: Mapping[str, Any], dataset: str) -> float:
-    return _nb201_counts(space, config, dataset)[1] / 1e6
-
-
-#: space name -> quantity -> function(space, config, dataset) -> float
-QUANTITIES: dict[str, dict[str, Callable[[Any, Mapping[str, Any], str], float]]] = {
-    "nb201": {"params_m": _nb201_params_m, "flops_m": _nb201_flops_m},
-}
-
-
 class SpaceConstraint:
     """Bounds on quantities computed from a config by the raynas space (picklable).
 
     Args:
-        space: the raynas search space (its ``name`` selects the quantities).
-        spec: ``{quantity: {"min": a, "max": b}}`` (either bound optional), plus an optional
-            ``"dataset"`` entry (nb201: cifar10 | cifar100 | imagenet16-120, default cifar10).
+        space: the raynas search space (its ``name`` selects the quantities, see
+            ``raynas.searchers.quantities``).
+        spec: ``{quantity: {"min": a, "max": b}}`` (either bound optional), plus the
+            quantities' options: ``"dataset"`` (nb201: cifar10 | cifar100 | imagenet16-120,
+            default cifar10), ``"latency_table"`` (mobilenetv3: ``LatencyTable.build``
+            options for ``latency_ms``).
     """
 
     def __init__(self, space: Any, spec: Mapping[str, Any]) -> None:
         name = getattr(space, "name", None)
-        known = QUANTITIES.get(name)
-        if space is None or not known:
+        if space is None or not quantities.names(name):
             raise ValueError(
                 f"a constraint given as bounds needs a search space that computes quantities "
-                f"({', '.join(sorted(QUANTITIES))}), got {name!r}; pass a callable instead"
+                f"({', '.join(quantities.spaces())}), got {name!r}; pass a callable instead"
             )
-        spec = dict(spec)
-        self.dataset = str(spec.pop("dataset", "cifar10"))
-        if name == "nb201":
-            from raynas.benchmarks.nb201 import check_dataset
-
-            check_dataset(self.dataset)
-            if not isinstance(space.N, int):
-                raise ValueError(f"nb201 quantities need an integer N, got N={space.N!r}")
+        spec, options = quantities.split_options(space, spec)
+        self.dataset = str(options.get("dataset", "cifar10"))
         if not spec:
             raise ValueError("constraint needs at least one bounded quantity, got none")
         self.bounds: dict[str, tuple[float, float]] = {}
+        self.quantities: dict[str, Callable[[Mapping[str, Any]], float]] = {}
         for quantity, bounds in spec.items():
-            if quantity not in known:
+            if quantity not in quantities.names(name):
                 raise ValueError(
                     f"unknown constraint quantity {quantity!r} for space {name!r}; "
-                    f"choose from: {', '.join(sorted(known))}"
+                    f"choose from: {', '.join(quantities.names(name))}"
                 )
             if not isinstance(bounds, Mapping) or not bounds or set(bounds) - {"min", "max"}:
                 raise ValueError(
@@ -154,22 +147,21 @@ class SpaceConstraint:
             if math.isnan(low) or math.isnan(high) or low > high:
                 raise ValueError(f"constraint on {quantity!r} has min > max: {bounds!r}")
             self.bounds[quantity] = (low, high)
+            self.quantities[quantity] = quantities.make(space, quantity, options)
         self.space = space
 
     def values(self, config: Mapping[str, Any]) -> dict[str, float]:
         """The constrained quantities of ``config``."""
-        fns = QUANTITIES[self.space.name]
-        return {q: fns[q](self.space, config, self.dataset) for q in self.bounds}
+        return {q: fn(config) for q, fn in self.quantities.items()}
 
     def __call__(self, config: Mapping[str, Any]) -> bool:
-        fns = QUANTITIES[self.space.name]
         for quantity, (low, high) in self.bounds.items():
-            if not low <= fns[quantity](self.space, config, self.dataset) <= high:
+            if not low <= self.quantities[quantity](config) <= high:
                 return False
         return True
 
     def __repr__(self) -> str:
-        return f"SpaceConstraint({self.bounds!r}, dataset={self.dataset!r})"
+        return f"SpaceConstraint({self.bounds!r}, {list(self.quantities.values())!r})"
 
 
 # ------------------------------------------------------------------------- multi-objective
@@ -268,7 +260,12 @@ class EvolutionSearcher(NASSearcher):
             1 / number of mutable keys.
         replacement: "oldest" (regularized evolution) or "worst".
         constraint: None, a callable ``config -> bool``, or bounds on quantities of the space,
-            e.g. ``{"params_m": {"max": 1.5}}`` (see ``SpaceConstraint``).
+            e.g. ``{"params_m": {"max": 1.5}}`` or ``{"latency_ms": {"max": 5}}`` (see
+            ``SpaceConstraint``).
+        proxy_seed: None, or proxy-seeding options (``raynas.searchers.seeding``): the
+            ``top_k`` best of a proxy-scored random pool of feasible architectures are
+            suggested first (after ``points_to_evaluate``) and count towards the initial
+            population.
     """
 
     def __init__(
@@ -284,6 +281,7 @@ class EvolutionSearcher(NASSearcher):
         p_mutation: float | None = 0.1,
         replacement: str = "oldest",
         constraint: Callable[[Mapping[str, Any]], bool] | Mapping[str, Any] | None = None,
+        proxy_seed: Mapping[str, Any] | None = None,
     ) -> None:
         _check_int("population_size", population_size, 2)
         if sample_size is None:
@@ -311,6 +309,7 @@ class EvolutionSearcher(NASSearcher):
             mode=None if multi else mode,
             seed=seed,
             points_to_evaluate=points_to_evaluate,
+            proxy_seed=proxy_seed,
         )
         if multi:
             self._metric, self._mode = metrics, modes
@@ -410,6 +409,9 @@ class EvolutionSearcher(NASSearcher):
             return self._random_candidate(exhausted)
         child = self._child(exhausted)
         return child if child is not None else self._random_candidate(exhausted)
+
+    def _feasible(self, config: Mapping[str, Any]) -> bool:
+        return self.constraint is None or bool(self.constraint(config))
 
     def _acceptable(self, config: dict, exhausted: bool) -> bool:
         if self.constraint is not None and not self.constraint(config):
@@ -718,6 +720,7 @@ def make_evolution(
     replacement: str = "oldest",
     constraint: Callable[[Mapping[str, Any]], bool] | Mapping[str, Any] | None = None,
     objectives: Mapping[str, str] | None = None,
+    proxy_seed: Mapping[str, Any] | None = None,
 ) -> EvolutionSearcher:
     """Regularized evolution (see ``EvolutionSearcher`` for the options).
 
@@ -750,4 +753,5 @@ def make_evolution(
         p_mutation=p_mutation,
         replacement=replacement,
         constraint=constraint,
+        proxy_seed=proxy_seed,
     )

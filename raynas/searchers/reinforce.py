@@ -13,7 +13,20 @@ Decisions taken here (and why):
 
 - **Reward.** ``R`` is the trial's metric as "higher is better" (the base's ``score``),
   optionally shaped MnasNet-style, ``R = acc * (cost / target) ** w`` with ``cost`` read from
-  the trial result (``reward_target``; see ``ReinforceSearcher``).
+  the trial result, or, with ``predict: true``, computed from the config by the space
+  (``raynas.searchers.quantities``: the latency-table prediction of ``latency_ms`` for
+  mobilenetv3, ``params_m``/``flops_m`` for nb201), so the shaping needs no measurement in the
+  trial (``reward_target``; see ``ReinforceSearcher``).
+- **Proxy seeds** (``proxy_seed``, see ``raynas.searchers.seeding``): the top-k of a
+  zero-cost-scored random pool are suggested first and, once evaluated, are learned from as
+  ordinary samples, exactly like ``points_to_evaluate``: their decisions and rewards enter the
+  reward buffer, update the policy (their log-probabilities under the current policy, no
+  importance weights, see "Asynchrony") and the baseline. They were not drawn from the policy,
+  so this is off-policy; the alternative, letting them move only the baseline, would throw
+  away the information the seeds were chosen for (which decisions go with good
+  architectures) and start the baseline high. With the default batch of 5 the first two
+  updates come from seeds alone; since advantages are taken against a baseline started from
+  that batch, they rank the seeds against each other rather than push all of them up.
 - **Advantage and its scale.** ``A_k = (R_k - b) / s``: ``b`` is an exponential moving average
   of the rewards (``baseline_decay``) and ``s`` the square root of an exponential moving average
   of ``(R - b) ** 2`` with the same decay (both started from the first batch). Standardising
@@ -76,6 +89,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from raynas.searchers import quantities
 from raynas.searchers.base import NASSearcher
 from search_spaces.base import SearchSpace
 
@@ -311,7 +325,12 @@ class ReinforceSearcher(NASSearcher):
             "flops_m", "target": T, "w": -0.07}``: ``R = score * (cost / T) ** w`` with
             ``cost`` read from the trial's result (a missing or non-positive cost leaves the
             reward unshaped, with a warning). A negative score (a "min" metric) is divided by
-            the factor instead, so a costly architecture is still penalised.
+            the factor instead, so a costly architecture is still penalised. With
+            ``"predict": true`` the cost is computed from the config by the space instead
+            (``raynas.searchers.quantities``; options ``"latency_table"`` for mobilenetv3's
+            predicted ``latency_ms``, ``"dataset"`` for nb201's ``params_m``/``flops_m``).
+        proxy_seed: None, or proxy-seeding options (``raynas.searchers.seeding``); the seeds
+            are suggested first and learned from as ordinary samples (module docstring).
         reward_scale: None standardises advantages by the running reward scale (default);
             a positive float multiplies raw advantages by it instead (e.g. 0.01 for %).
         num_bins: bins of each numeric (uniform / loguniform / large randint) domain.
@@ -334,6 +353,7 @@ class ReinforceSearcher(NASSearcher):
         reward_target: Mapping[str, Any] | None = None,
         reward_scale: float | None = None,
         num_bins: int = 10,
+        proxy_seed: Mapping[str, Any] | None = None,
     ) -> None:
         _check_int("batch_size", batch_size, 1)
         _check_int("hidden_size", hidden_size, 1)
@@ -348,8 +368,15 @@ class ReinforceSearcher(NASSearcher):
             raise ValueError(f"entropy_weight must be >= 0, got {entropy_weight!r}")
         if not _is_real(baseline_decay) or not 0 <= baseline_decay < 1:
             raise ValueError(f"baseline_decay must be in [0, 1), got {baseline_decay!r}")
-        self.reward_target = _check_reward_target(reward_target)
-        super().__init__(space, metric, mode, seed, points_to_evaluate)
+        self.reward_target, cost_options = _check_reward_target(reward_target)
+        super().__init__(space, metric, mode, seed, points_to_evaluate, proxy_seed)
+        # Predicted cost (``reward_target.predict``): config -> cost, from the space.
+        self._cost_fn = None
+        if cost_options is not None:
+            if space is None:
+                raise ValueError("reward_target.predict needs a raynas search space (space=...)")
+            quantities.split_options(space, cost_options)  # an option for another space
+            self._cost_fn = quantities.make(space, self.reward_target["metric"], cost_options)
         self.batch_size = int(batch_size)
         self.lr = float(lr)
         self.entropy_weight = float(entropy_weight)
@@ -502,7 +529,7 @@ class ReinforceSearcher(NASSearcher):
         if actions is None:
             log.warning("%s: config outside the search space not learned from: %r", self, config)
             return
-        reward = None if score is None else self._shape(score)
+        reward = None if score is None else self._shape(score, config)
         if reward is not None:
             self.worst = reward if self.worst is None else min(self.worst, reward)
         self.buffer.append((actions, reward))
@@ -510,11 +537,14 @@ class ReinforceSearcher(NASSearcher):
             with single_thread():
                 self._update()
 
-    def _shape(self, score: float) -> float:
+    def _shape(self, score: float, config: Mapping[str, Any]) -> float:
         if not self.reward_target:
             return score
         name = self.reward_target["metric"]
-        cost = (self._result or {}).get(name)
+        if self._cost_fn is not None:
+            cost = self._cost_fn(config)
+        else:
+            cost = (self._result or {}).get(name)
         try:
             cost = float(cost)
         except (TypeError, ValueError):
@@ -645,6 +675,7 @@ def make_reinforce(
     reward_target: Mapping[str, Any] | None = None,
     reward_scale: float | None = None,
     num_bins: int = 10,
+    proxy_seed: Mapping[str, Any] | None = None,
 ) -> ReinforceSearcher:
     """The ``reinforce`` searcher: an ENAS-style LSTM controller trained by REINFORCE.
 
@@ -667,6 +698,7 @@ def make_reinforce(
         reward_target=reward_target,
         reward_scale=reward_scale,
         num_bins=num_bins,
+        proxy_seed=proxy_seed,
     )
 
 
@@ -685,16 +717,26 @@ def _check_positive(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
-def _check_reward_target(target: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def _check_reward_target(
+    target: Mapping[str, Any] | None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(metric/target/w, quantity options when the cost is predicted, else None)."""
     if target is None:
-        return None
+        return None, None
     if not isinstance(target, Mapping):
         raise ValueError(f"reward_target must be a dict with metric, target, w; got {target!r}")
-    unknown = sorted(set(target) - {"metric", "target", "w"})
+    valid = ("metric", "target", "w", "predict", *quantities.OPTION_KEYS)
+    unknown = sorted(set(target) - set(valid))
     if unknown:
         raise ValueError(
-            f"unknown reward_target key {unknown[0]!r}; valid keys: metric, target, w"
+            f"unknown reward_target key {unknown[0]!r}; valid keys: {', '.join(valid)}"
         )
+    predict = target.get("predict", False)
+    if not isinstance(predict, bool):
+        raise ValueError(f"reward_target predict must be true or false, got {predict!r}")
+    options = {k: target[k] for k in quantities.OPTION_KEYS if k in target}
+    if options and not predict:
+        raise ValueError(f"reward_target {', '.join(options)} only applies with predict: true")
     metric = target.get("metric")
     if metric not in COST_METRICS:
         raise ValueError(
@@ -706,7 +748,9 @@ def _check_reward_target(target: Mapping[str, Any] | None) -> dict[str, Any] | N
     w = target.get("w", -0.07)
     if not _is_real(w) or not -1 <= w <= 0:
         raise ValueError(f"reward_target w must be in [-1, 0], got {w!r}")
-    return {"metric": metric, "target": float(value), "w": float(w)}
+    return {"metric": metric, "target": float(value), "w": float(w)}, (
+        options if predict else None
+    )
 
 
 def _cpu(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -9,10 +9,10 @@ import time
 import cloudpickle
 import numpy as np
 import pytest
+from helpers import table_tuner
 from ray import tune
 
 import search_spaces
-from raynas import trainables
 from raynas.benchmarks import nb201
 from raynas.registry import check_options
 from raynas.searchers.evolution import (
@@ -401,19 +401,7 @@ def test_evolution_without_a_space_asks_for_one():
 def test_evolution_runs_in_a_tuner_with_concurrency(ray_address, tmp_path):
     space = _nb201()
     searcher = make_evolution(space, "val_acc", "max", seed=0, population_size=4, sample_size=2)
-    grid = tune.Tuner(
-        trainables.make("table", space),
-        param_space=space.tune_space(),
-        tune_config=tune.TuneConfig(
-            metric="val_acc",
-            mode="max",
-            search_alg=searcher,
-            num_samples=12,
-            max_concurrent_trials=2,
-            reuse_actors=True,
-        ),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name="evo", verbose=0),
-    ).fit()
+    grid = table_tuner(space, searcher, tmp_path, "evo", 12, 2).fit()
     assert not grid.errors
     archs = [r.metrics["arch"] for r in grid]
     assert len(archs) == 12 and len(set(archs)) == 12
@@ -430,19 +418,7 @@ def test_evolution_multi_objective_runs_in_a_tuner(ray_address, tmp_path):
         population_size=3,
         objectives={"val_acc": "max", "params_m": "min"},
     )
-    grid = tune.Tuner(
-        trainables.make("table", space),
-        param_space=space.tune_space(),
-        tune_config=tune.TuneConfig(
-            metric="val_acc",
-            mode="max",
-            search_alg=searcher,
-            num_samples=6,
-            max_concurrent_trials=2,
-            reuse_actors=True,
-        ),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name="evo-mo", verbose=0),
-    ).fit()
+    grid = table_tuner(space, searcher, tmp_path, "evo-mo", 6, 2).fit()
     assert not grid.errors
     front = searcher.pareto_front()
     assert front and all(set(o) == {"val_acc", "params_m"} for _, o in front)

@@ -9,10 +9,10 @@ import cloudpickle
 import numpy as np
 import pytest
 import torch
+from helpers import table_tuner
 from ray import tune
 
 import search_spaces
-from raynas import trainables
 from raynas.benchmarks.nb201 import table
 from raynas.searchers.reinforce import ReinforceSearcher, make_reinforce
 
@@ -257,19 +257,7 @@ def test_reinforce_leaves_torch_global_state_alone():
 def test_reinforce_runs_in_tuner_with_two_concurrent_trials(ray_address, tmp_path):
     space = search_spaces.get("nb201")
     searcher = make_reinforce(space, "val_acc", "max", seed=0, batch_size=2)
-    grid = tune.Tuner(
-        trainables.make("table", space),
-        param_space=space.tune_space(),
-        tune_config=tune.TuneConfig(
-            metric="val_acc",
-            mode="max",
-            search_alg=searcher,
-            num_samples=6,
-            max_concurrent_trials=2,
-            reuse_actors=True,
-        ),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name="reinforce", verbose=0),
-    ).fit()
+    grid = table_tuner(space, searcher, tmp_path, "reinforce", 6, 2).fit()
     assert not grid.errors
     archs = [r.metrics["arch"] for r in grid]
     assert len(archs) == 6 and len(set(archs)) == 6
