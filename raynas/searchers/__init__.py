@@ -21,6 +21,7 @@ _REGISTRY: dict[str, str] = {
     "hyperopt": "raynas.searchers.peers:make_hyperopt",
     "evolution": "raynas.searchers.evolution:make_evolution",
     "reinforce": "raynas.searchers.reinforce:make_reinforce",
+    "fixed": "raynas.searchers.fixed:make_fixed",
 }
 
 _COMMON = {"space", "metric", "mode", "seed", "max_concurrent"}
