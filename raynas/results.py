@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from raynas.config import ConfigError, ExperimentConfig
@@ -22,6 +24,37 @@ class Summary:
     states: Counter
     wall_s: float
     path: Path | None = None
+
+    def objectives(self) -> dict[str, str] | None:
+        """The searcher's objectives ``{metric: "max" | "min"}`` in order, when it has several
+        (the ``objectives`` searcher option); None otherwise."""
+        objectives = self.config.searcher.options.get("objectives")
+        if not isinstance(objectives, Mapping) or len(objectives) < 2:
+            return None
+        return {str(m): str(mode) for m, mode in objectives.items()}
+
+    def pareto_front(self) -> pd.DataFrame:
+        """Trials no other trial dominates over ``objectives()`` (at least as good on every
+        objective, better on one), among those that reported all of them as finite numbers;
+        best first by the first objective (then the next ones). Empty without objectives."""
+        from raynas.searchers.evolution import nondominated_ranks
+
+        objectives = self.objectives()
+        if not objectives or any(m not in self.trials for m in objectives):
+            return self.trials.iloc[0:0]
+        values = (
+            self.trials[list(objectives)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+        )
+        keep = np.isfinite(values).all(axis=1)
+        df = self.trials[keep]
+        signs = np.array([1.0 if mode == "max" else -1.0 for mode in objectives.values()])
+        points = (values[keep] * signs).tolist()  # "higher is better" for every objective
+        front = df[[rank == 0 for rank in nondominated_ranks(points)]]
+        return front.sort_values(
+            list(objectives),
+            ascending=[mode == "min" for mode in objectives.values()],
+            kind="stable",
+        )
 
     def ranked(self) -> pd.DataFrame:
         """Trials with a numeric metric, best first."""
@@ -97,13 +130,12 @@ def format_report(summary: Summary, top: int = 10) -> str:
                 str(row.get("arch", "")),
             ]
         )
-    widths = [max(len(r[i]) for r in table) for i in range(len(header) - 1)]
-    for r in table:
-        lines.append(
-            "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)) + "  " + r[-1]
-        )
+    lines += _align(table)
     if len(table) == 1:
         lines.append("(no trial reported the metric yet)")
+    objectives = summary.objectives()
+    if objectives:
+        lines += ["", *_format_front(summary, objectives)]
     if summary.path is not None:
         from schedulers.decisions import summarise_decisions
 
@@ -111,6 +143,29 @@ def format_report(summary: Summary, top: int = 10) -> str:
         if decisions:
             lines += ["", decisions]
     return "\n".join(lines)
+
+
+def _align(table: list[list[str]]) -> list[str]:
+    """Rows with every column but the last (free text) padded to its width."""
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]) - 1)]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)) + "  " + r[-1]
+        for r in table
+    ]
+
+
+def _format_front(summary: Summary, objectives: dict[str, str]) -> list[str]:
+    front = summary.pareto_front()
+    names = ", ".join(f"{m} ({mode})" for m, mode in objectives.items())
+    lines = [f"pareto front over {names}: {len(front)} non-dominated trials"]
+    if front.empty:
+        return [*lines, "(no trial reported every objective yet)"]
+    table = [["trial_id", *objectives, "arch"]]
+    for _, row in front.iterrows():
+        table.append(
+            [str(row["trial_id"]), *(_fmt(row[m]) for m in objectives), str(row.get("arch", ""))]
+        )
+    return lines + _align(table)
 
 
 def best(summary: Summary) -> dict[str, Any]:

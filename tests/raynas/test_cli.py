@@ -148,3 +148,90 @@ def test_tensorboard_serves_trial_and_search_scalars(finished):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+# ----------------------------------------------------------------------- multi-objective
+MO_SAMPLES = 30
+
+
+@pytest.fixture(scope="module")
+def multiobjective(ray_address, tmp_path_factory):
+    """A finished run of examples/nb201_multiobjective.yaml (evolution, val_acc max + params_m
+    min), shortened, with a small population so children are bred from the front."""
+    root = tmp_path_factory.mktemp("mo")
+    code = cli.main(
+        [
+            "run",
+            str(EXAMPLES / "nb201_multiobjective.yaml"),
+            "--storage-path",
+            str(root),
+            "--name",
+            "mo",
+            "--set",
+            f"num_samples={MO_SAMPLES}",
+            "--set",
+            "searcher.options.population_size=10",
+            "-q",
+        ]
+    )
+    assert code == 0
+    return root / "mo"
+
+
+def _trial_results(exp) -> dict[str, dict]:
+    """trial_id -> last result, read from the trial folders (not through raynas.results)."""
+    out = {}
+    for f in exp.glob("table_trainable_*/result.json"):
+        last = json.loads(f.read_text().strip().splitlines()[-1])
+        out[last["trial_id"]] = last
+    return out
+
+
+def _printed_front(out: str) -> tuple[str, dict[str, list[str]]]:
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("pareto front over"))
+    assert lines[start + 1].split() == ["trial_id", "val_acc", "params_m", "arch"]
+    rows = {}
+    for line in lines[start + 2 :]:
+        if not line.strip():
+            break
+        trial_id, *rest = line.split()
+        rows[trial_id] = rest
+    return lines[start], rows
+
+
+def test_report_prints_the_complete_nondominated_pareto_front(multiobjective, capsys):
+    code, out, _ = run_cli(["report", str(multiobjective)], capsys)
+    assert code == 0
+    header, printed = _printed_front(out)
+    assert header.startswith("pareto front over val_acc (max), params_m (min): ")
+
+    trials = _trial_results(multiobjective)
+    assert len(trials) == MO_SAMPLES
+
+    def dominates(a: dict, b: dict) -> bool:
+        no_worse = a["val_acc"] >= b["val_acc"] and a["params_m"] <= b["params_m"]
+        better = a["val_acc"] > b["val_acc"] or a["params_m"] < b["params_m"]
+        return no_worse and better
+
+    front = {t for t, r in trials.items() if not any(dominates(o, r) for o in trials.values())}
+    # Complete and nothing else: exactly the non-dominated trials.
+    assert set(printed) == front
+    assert header.endswith(f": {len(front)} non-dominated trials")
+    # A real trade-off: neither one trial nor every trial.
+    assert 2 <= len(front) < MO_SAMPLES
+    for trial_id, (val_acc, params_m, arch) in printed.items():
+        assert float(val_acc) == pytest.approx(trials[trial_id]["val_acc"], abs=0.01)
+        assert float(params_m) == pytest.approx(trials[trial_id]["params_m"], rel=1e-3)
+        assert arch == trials[trial_id]["arch"]
+    # Best val_acc first; along the front, fewer parameters cost accuracy.
+    vals = [float(v[0]) for v in printed.values()]
+    params = [float(v[1]) for v in printed.values()]
+    assert vals == sorted(vals, reverse=True)
+    assert params == sorted(params, reverse=True)
+
+
+def test_report_of_a_single_objective_experiment_has_no_pareto_front(finished, capsys):
+    code, out, _ = run_cli(["report", str(finished)], capsys)
+    assert code == 0
+    assert "pareto front" not in out
