@@ -103,11 +103,15 @@ def _with_resources(parts: Parts):
 
 
 def _callbacks(parts: Parts, exp_dir: str | None) -> list:
+    from raynas.snapshots import StateBackup
     from raynas.tensorboard import SearchProgressCallback
 
     if exp_dir is None:
         return []
-    return [SearchProgressCallback(exp_dir, parts.config.metric, parts.config.mode)]
+    return [
+        SearchProgressCallback(exp_dir, parts.config.metric, parts.config.mode),
+        StateBackup(exp_dir),
+    ]
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -219,8 +223,13 @@ def resume(path: str | Path, address: str | None = None, verbose: int = 1):
     finished ones are kept; the searcher continues from its saved state."""
     from ray import tune
 
+    from raynas.snapshots import check_or_repair
+
     path = Path(path).expanduser().resolve()
     config = load_experiment_config(path)
+    repaired = check_or_repair(path)  # before Tune, which would restart on a damaged state
+    if repaired:
+        log.warning("%s", repaired)
     if not tune.Tuner.can_restore(str(path)):
         raise ConfigError(f"{path} has no Tune experiment state to resume from")
     parts = build(config)
