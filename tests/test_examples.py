@@ -73,6 +73,6 @@ def test_example_loads_and_builds(path):
 def test_a_bad_option_in_an_example_fails_the_build(tmp_path):
     bad = tmp_path / "bad.yaml"
     text = (EXAMPLES / "nb201_evolution.yaml").read_text()
-    bad.write_text(text.replace("population_size: 30", "population_size: 1"))
+    bad.write_text(text.replace("population_size: 20", "population_size: 1"))
     with pytest.raises(config.ConfigError, match="population_size must be an integer >= 2"):
         experiment.build(_load(bad))
