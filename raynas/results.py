@@ -110,15 +110,22 @@ def format_report(summary: Summary, top: int = 10) -> str:
         + "   ".join(f"{s.lower()}: {n}" for s, n in sorted(summary.states.items())),
         f"wall time: {summary.wall_s:.1f} s",
         "",
-        f"top {top} by {cfg.metric} ({cfg.mode}):",
+        f"top {top} architectures by {cfg.metric} ({cfg.mode}; trials: how many evaluated it):",
     ]
-    ranked = summary.ranked().head(top)
+    ranked = summary.ranked()
+    if "arch" in ranked:  # searchers such as TPE suggest an architecture again: list it once
+        counts = ranked["arch"].value_counts()
+        ranked = ranked[~(ranked.duplicated("arch") & ranked["arch"].notna())]
+        ranked = ranked.assign(trials=ranked["arch"].map(counts).fillna(1).astype(int))
+    ranked = ranked.head(top)
     columns = [
         c
         for c in (cfg.metric, "test_acc", "params_m", "flops_m", "cost_s", "training_iteration")
         if c in ranked
     ]
     columns = list(dict.fromkeys(columns))
+    if "trials" in ranked:
+        columns.append("trials")
     header = ["rank", "trial_id", *columns, "arch"]
     table = [header]
     for rank, (_, row) in enumerate(ranked.iterrows(), start=1):

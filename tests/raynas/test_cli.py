@@ -235,3 +235,24 @@ def test_report_of_a_single_objective_experiment_has_no_pareto_front(finished, c
     code, out, _ = run_cli(["report", str(finished)], capsys)
     assert code == 0
     assert "pareto front" not in out
+
+
+def test_report_lists_an_architecture_evaluated_twice_once(ray_address, tmp_path, capsys):
+    best = (
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
+        "nor_conv_3x3~2|"
+    )
+    other = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    exp = tmp_path / "twice.yaml"
+    exp.write_text(
+        "space: nb201\n"
+        f"searcher: {{name: fixed, options: {{archs: ['{best}', '{other}', '{best}']}}}}\n"
+        "trainable: {name: table, options: {dataset: cifar10}}\n"
+        "metric: val_acc\nmode: max\nnum_samples: 3\nmax_concurrent: 1\n"
+    )
+    code, _, _ = run_cli(["run", str(exp), "--storage-path", str(tmp_path), "-q"], capsys)
+    assert code == 0
+    code, out, _ = run_cli(["report", str(tmp_path / "twice")], capsys)
+    assert code == 0 and "trials: 3 of num_samples=3" in out
+    rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]
+    assert [(r[-1], r[-2]) for r in rows] == [(best, "2"), (other, "1")]

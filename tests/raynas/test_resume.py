@@ -99,6 +99,11 @@ def _state_files_complete(exp: Path) -> bool:
     return True
 
 
+def _recorded_finished(exp: Path) -> int:
+    """Trials the newest snapshot records as finished (snapshots come every 2 s)."""
+    return len(results.load(exp).trials.query("status == 'TERMINATED'"))
+
+
 def _resume(exp: Path, address: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*RAYNAS, "resume", str(exp), "--address", address],
@@ -118,11 +123,11 @@ def _kill9_between_state_uploads(proc: subprocess.Popen, exp: Path) -> None:
     """SIGKILL the driver, but not while it is copying its state files into ``exp``.
 
     Tune 2.60 writes the experiment state into the staging folder and then copies it into the
-    storage path with a plain (non-atomic) file copy, after every controller step
-    (TUNE_GLOBAL_CHECKPOINT_S=0). A kill -9 that lands inside that copy leaves a truncated
-    experiment_state-*.json and the experiment cannot be resumed at all; that is a separate
-    problem (not the searchers'), so this test freezes the driver (SIGSTOP), checks that every
-    state file is whole, and only then kills it; otherwise it lets it run a moment and retries.
+    storage path with a plain (non-atomic) file copy (every 2 s under raynas). A kill -9 inside
+    that copy leaves a truncated experiment_state-*.json, which ``raynas resume`` repairs from
+    its own copy (tested separately below); so this test freezes the driver (SIGSTOP), checks
+    that every state file is whole and records a finished trial, and only then kills it;
+    otherwise it lets it run a moment and retries.
     """
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -131,12 +136,12 @@ def _kill9_between_state_uploads(proc: subprocess.Popen, exp: Path) -> None:
         while not _stopped(proc.pid):
             assert proc.poll() is None, "the driver ended before it could be killed"
             time.sleep(0.001)
-        if _state_files_complete(exp):
+        if _state_files_complete(exp) and _recorded_finished(exp):
             proc.send_signal(signal.SIGKILL)
             return
         proc.send_signal(signal.SIGCONT)
         time.sleep(0.05)
-    raise AssertionError("the experiment state files were never complete")
+    raise AssertionError("the experiment state files were never complete with a finished trial")
 
 
 @pytest.mark.slow
