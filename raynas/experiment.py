@@ -66,6 +66,7 @@ def build(config: ExperimentConfig) -> Parts:
             metric=config.metric,
             mode=config.mode,
             seed=config.seed,
+            max_concurrent=config.max_concurrent,
             **config.searcher.options,
         )
     except (TypeError, ValueError) as e:

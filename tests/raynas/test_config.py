@@ -126,3 +126,13 @@ def test_unreachable_cluster_fails_fast(tmp_path, capsys):
 
 def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, ValueError)
+
+
+def test_max_concurrent_reaches_tunes_random_search(tmp_path):
+    # Tune's random search (a SearchAlgorithm, not a Searcher) limits concurrency itself; the
+    # Tuner's max_concurrent_trials does not apply to it, so build() must hand the value over.
+    from raynas import experiment
+
+    text = GOOD.replace("{name: optuna, options: {n_startup_trials: 5}}", "random")
+    parts = experiment.build(load(write(tmp_path, text)))
+    assert parts.searcher.max_concurrent == 2
