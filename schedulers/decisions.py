@@ -286,6 +286,12 @@ class DecisionScheduler(FIFOScheduler):
             return CONTINUE
 
     def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
+        # A class Trainable's last result (the one with done=True) reaches the scheduler only
+        # here, not through on_trial_result (Tune's ASHA and median rule record it here too).
+        try:
+            self._final_result(trial, result)
+        except Exception:  # a scheduler bug must not end the whole experiment
+            log.exception("%s failed on the final result of trial %s", type(self).__name__, trial)
         self._event(trial, "complete", ("running",))
 
     def on_trial_error(self, tune_controller, trial) -> None:
@@ -454,6 +460,38 @@ class DecisionScheduler(FIFOScheduler):
             start,
         )
         return decision
+
+    def _final_result(self, trial, result: Mapping[str, Any] | None) -> None:
+        """Keep a trial's final result that ``on_trial_result`` did not see (no decision due)."""
+        tid = getattr(trial, "trial_id", None)
+        if tid is None or not result:
+            return
+        t = number(result.get(self._time_attr))
+        if t is None or not math.isfinite(t):
+            return
+        if tid not in self._history:
+            if not self._log_loaded:
+                self._load_log(trial)
+            self._adopt(tid)
+            self._take_back(trial)
+        if t in self._decided[tid]:  # already decided (function trainables' duplicate)
+            return
+        obs = self._observe(result)
+        self._history[tid][t] = obs
+        self._note(tid, t)
+        self._decided[tid][t] = STOP
+        self._status[tid] = "completed" if t >= self._max_t else self._status.get(tid, "running")
+        self._write(
+            {
+                "trial_id": tid,
+                "t": _t_out(t),
+                "obs": obs,
+                "decision": STOP,
+                "early": False,
+                "final": True,
+                "reason": f"final result of the trial ({self._time_attr}={_t_out(t)})",
+            }
+        )
 
     def _event(self, trial, event: str, only_from: tuple[str, ...] | None) -> None:
         tid = getattr(trial, "trial_id", None)

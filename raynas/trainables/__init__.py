@@ -16,6 +16,7 @@ _REGISTRY: dict[str, str] = {
     "train": "raynas.trainables.train:make",
     "proxy": "raynas.trainables.proxy:make",
     "darts": "raynas.trainables.darts:make",
+    "curves": "raynas.trainables.curves:make",
 }
 
 

@@ -36,7 +36,8 @@ def test_cost_grows_with_macs():
 def test_unknown_trainable_and_option():
     space = search_spaces.get("nb201")
     with pytest.raises(
-        ValueError, match="unknown trainable 'tabel'; choose one of: darts, proxy, table"
+        ValueError,
+        match="unknown trainable 'tabel'; choose one of: curves, darts, proxy, table, train",
     ):
         trainables.make("tabel", space)
     with pytest.raises(ValueError, match="unknown option 'datset' for trainable 'table'"):

@@ -1,0 +1,411 @@
+"""Early-stopping schedulers on the replayed learning-curve dataset, through real Tuners.
+
+    python benchmarks/early_stopping.py [--seeds 20] [--archs N] [--out FILE]
+
+Every stored architecture of ``raynas/benchmarks/nb201_cifar10_curves.parquet`` (or ``--archs``
+of them, a different random subset per seed) is run as one trial of a real ``tune.Tuner`` with
+the ``curves`` trainable (one stored epoch per report, ``time_scale`` 0, no checkpoints: no
+scheduler here pauses), in an order drawn from the seed (Tune's random searcher with the
+stored architectures as ``points_to_evaluate``), ``--max-concurrent`` trials at a time. For
+each seed and scheduler (FIFO, Tune's ASHA and MedianStoppingRule, raynas's LCE and TSE, all
+with the options in ``SETTINGS``, the same for every seed):
+
+FIFO never stops a trial, so its outcome (every architecture to epoch 20, the best stored final
+val_acc picked) is read off the table for all but the first ``--fifo-tuner-seeds`` seeds, whose
+FIFO run goes through the Tuner and must agree with the table (checked).
+
+- epochs: results consumed (sum over trials of the epochs each ran);
+- best final: the stored epoch-20 val_acc of the architecture the run would pick, i.e. the
+  trial with the highest last-reported val_acc (what the scheduler and the user see);
+- regret: FIFO's best final (of the same seed) minus that, in accuracy points;
+- decision time: ``on_trial_result`` wall time per result (median, ms), timed in the Tuner.
+
+Also, from the table alone: Spearman rank correlation with the final val_acc of TSE (sum of
+epoch losses so far; lower is better, so -TSE), TSE-EMA, TSE-E (E=1, last epoch's train
+loss, what the TSE scheduler ranks by) and val_acc at epochs 1, 2, 3, 5, 10; and LCE's
+prediction error (mean absolute, points) of the final val_acc from the first 25% and 50% of
+each curve (``raynas.estimators.curves.predict``, fast and mcmc methods).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule  # noqa: E402
+from scipy import stats  # noqa: E402
+
+import search_spaces  # noqa: E402
+from raynas.benchmarks import curves as curvedata  # noqa: E402
+from raynas.estimators import curves as lcfit  # noqa: E402
+from schedulers.lce import LCEScheduler  # noqa: E402
+from schedulers.tse import TSEScheduler  # noqa: E402
+
+MAX_T = 20
+
+
+class _Timed:
+    """Mixin: times every ``on_trial_result`` of the scheduler it is mixed into."""
+
+    def on_trial_result(self, tune_controller, trial, result):
+        start = time.perf_counter()
+        decision = super().on_trial_result(tune_controller, trial, result)
+        self.__dict__.setdefault("bench_ms", []).append((time.perf_counter() - start) * 1e3)
+        return decision
+
+
+class TimedFIFO(_Timed, FIFOScheduler):
+    pass
+
+
+class TimedASHA(_Timed, ASHAScheduler):
+    pass
+
+
+class TimedMedian(_Timed, MedianStoppingRule):
+    pass
+
+
+class TimedLCE(_Timed, LCEScheduler):
+    pass
+
+
+class TimedTSE(_Timed, TSEScheduler):
+    pass
+
+
+#: name -> (class, options); the same for every seed. metric/mode come from the TuneConfig.
+#: Chosen on the first 48 curves of the dataset (5 seeds, an offline replay): ASHA and TSE share
+#: their rungs (1, 3, 9; keep the best third) so their budgets match; TSE ranks by TSE-EMA
+#: (it ranked better than TSE-E with E=1 there); LCE's grace period 4 (3 stopped the eventual
+#: best too often: slow starters gain most late under the cosine schedule, which the
+#: saturating curve families underestimate; 5 cost more than 40% of FIFO's epochs).
+SETTINGS = {
+    "fifo": (TimedFIFO, {}),
+    "asha": (
+        TimedASHA,
+        {
+            "time_attr": "training_iteration",
+            "max_t": MAX_T,
+            "grace_period": 1,
+            "reduction_factor": 3,
+        },
+    ),
+    "median": (
+        TimedMedian,
+        {"time_attr": "training_iteration", "grace_period": 3, "min_samples_required": 3},
+    ),
+    "lce": (
+        TimedLCE,
+        {
+            "max_t": MAX_T,
+            "grace_period": 4,
+            "check_every": 1,
+            "delta": 0.05,
+            "bounds": [0, 100],
+            "method": "fast",
+        },
+    ),
+    "tse": (
+        TimedTSE,
+        {"max_t": MAX_T, "grace_period": 1, "reduction_factor": 3, "tse_metric": "tse_ema"},
+    ),
+}
+
+
+def run_tuner(name, points, storage, max_concurrent, cpu, table_path):
+    """One Tuner run of scheduler ``name`` over ``points``; per-trial (arch, epochs, last acc)."""
+    from ray import tune
+    from ray.tune.search import BasicVariantGenerator
+
+    from raynas import trainables
+
+    space = search_spaces.get("nb201")
+    cls, options = SETTINGS[name]
+    scheduler = cls(**options)
+    trainable = trainables.make("curves", space, path=table_path, checkpoint=False)
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": cpu}),
+        param_space=space.tune_space(),
+        tune_config=tune.TuneConfig(
+            metric="val_acc",
+            mode="max",
+            search_alg=BasicVariantGenerator(
+                points_to_evaluate=points, max_concurrent=max_concurrent, random_state=0
+            ),
+            scheduler=scheduler,
+            num_samples=len(points),
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(storage_path=storage, name=name, verbose=0),
+    )
+    # FIFO never stops a trial, so its outcome does not depend on when results arrive: its
+    # trials hand their results over in one batch (Tune's result buffering) to save actor
+    # round trips. The other schedulers see every result as it is produced.
+    buffered = {"TUNE_RESULT_BUFFER_LENGTH": str(MAX_T), "TUNE_RESULT_BUFFER_MIN_TIME_S": "5"}
+    if name == "fifo":
+        os.environ.update(buffered)
+    start = time.perf_counter()
+    try:
+        grid = tuner.fit()
+    finally:
+        for key in buffered:
+            os.environ.pop(key, None)
+    wall = time.perf_counter() - start
+    if grid.errors:
+        raise RuntimeError(f"{name}: {len(grid.errors)} trials errored: {grid.errors[0]}")
+    trials = [
+        (r.metrics["arch"], int(r.metrics["training_iteration"]), float(r.metrics["val_acc"]))
+        for r in grid
+    ]
+    order = {space.to_str(space.decode(p)): i for i, p in enumerate(points)}
+    trials.sort(key=lambda t: order[t[0]])
+    return trials, getattr(scheduler, "bench_ms", []), wall
+
+
+def summarise_run(trials, final):
+    """(epochs consumed, final val_acc of the picked arch, picked arch)."""
+    epochs = sum(t[1] for t in trials)
+    best = max(trials, key=lambda t: t[2])  # first in trial order on ties
+    return epochs, final[best[0]], best[0]
+
+
+# --- table-only analyses -----------------------------------------------------------------------
+
+
+def rank_correlations(table, epochs=(1, 2, 3, 5, 10)):
+    archs = table.archs
+    final = np.array([table.curve(a)[-1]["val_acc"] for a in archs])
+    rows = {}
+    for key, label, sign in (
+        ("tse", "TSE (sum of epoch losses)", -1),
+        ("tse_ema", "TSE-EMA", -1),
+        ("train_loss", "TSE-E, E=1 (epoch's train loss)", -1),
+        ("val_acc", "val_acc", 1),
+    ):
+        rows[label] = [
+            stats.spearmanr(
+                sign * np.array([table.curve(a)[e - 1][key] for a in archs]), final
+            ).statistic
+            for e in epochs
+        ]
+    return epochs, rows
+
+
+def lce_errors(table, fractions=(0.25, 0.5), methods=("fast", "mcmc"), mcmc_archs=20):
+    """Mean absolute error (points) of LCE's predicted final val_acc per fraction and method."""
+    out = {}
+    for method in methods:
+        archs = table.archs if method == "fast" else table.archs[:mcmc_archs]
+        for frac in fractions:
+            n = max(3, round(frac * table.epochs))
+            errs, fails, times = [], 0, []
+            for i, arch in enumerate(archs):
+                curve = table.curve(arch)
+                x = np.arange(1, n + 1, dtype=float)
+                y = np.array([r["val_acc"] for r in curve[:n]])
+                start = time.perf_counter()
+                pred = lcfit.predict(
+                    x,
+                    y,
+                    table.epochs,
+                    float(y.max()),
+                    mode="max",
+                    method=method,
+                    bounds=(0, 100),
+                    rng=np.random.default_rng(i),
+                )
+                times.append((time.perf_counter() - start) * 1e3)
+                if pred is None:  # no family fits: predict the last value
+                    fails += 1
+                    guess = float(y[-1])
+                else:
+                    guess = float(pred.mean)
+                errs.append(abs(guess - curve[-1]["val_acc"]))
+            last = [
+                abs(table.curve(a)[n - 1]["val_acc"] - table.curve(a)[-1]["val_acc"])
+                for a in archs
+            ]
+            out[(method, frac)] = (
+                n,
+                len(archs),
+                float(np.mean(errs)),
+                float(np.mean(last)),
+                fails,
+                float(np.median(times)),
+            )
+    return out
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument(
+        "--archs",
+        type=int,
+        default=None,
+        help="random subset of stored archs per seed (default: all)",
+    )
+    parser.add_argument("--schedulers", default=",".join(SETTINGS))
+    parser.add_argument(
+        "--fifo-tuner-seeds",
+        type=int,
+        default=1,
+        help="seeds whose FIFO run goes through a Tuner (checked against the table); FIFO "
+        "never stops a trial, so for the other seeds its outcome is read off the table",
+    )
+    parser.add_argument("--max-concurrent", type=int, default=4)
+    parser.add_argument("--cpu", type=float, default=0.25, help="CPUs per trial")
+    parser.add_argument("--num-cpus", type=int, default=2, help="logical CPUs of the local Ray")
+    parser.add_argument("--table", default=None, help="curve table (default: the shipped one)")
+    parser.add_argument(
+        "--mcmc-archs",
+        type=int,
+        default=20,
+        help="curves the (slow) mcmc prediction error is measured on",
+    )
+    parser.add_argument("--out", default=None, help="also write the printed text here")
+    args = parser.parse_args(argv)
+    names = args.schedulers.split(",")
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown or "fifo" not in names:
+        parser.error(f"--schedulers must include fifo and be among {', '.join(SETTINGS)}")
+    table = curvedata.table(args.table)
+    if table.epochs != MAX_T:
+        parser.error(f"the table has {table.epochs} epochs; this benchmark expects {MAX_T}")
+    final = table.final("val_acc")
+    lines: list[str] = []
+
+    def out(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    out(
+        "$ python benchmarks/early_stopping.py "
+        + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    )
+    out(
+        f"table: {table.path} ({len(table)} architectures x {table.epochs} epochs); "
+        f"best final val_acc {max(final.values()):.2f}, "
+        f"median {np.median(list(final.values())):.2f}"
+    )
+    n_archs = args.archs or len(table)
+    out(
+        f"{args.seeds} seeds of trial order, {n_archs} architectures per seed"
+        f"{' (a random subset per seed)' if args.archs else ''}; {args.max_concurrent} trials "
+        f"at a time, {args.cpu} CPU each, on a local Ray with {args.num_cpus} CPUs"
+    )
+    out("settings (same for every seed; metric val_acc, mode max):")
+    for name in names:
+        out(f"  {name:7s} {SETTINGS[name][1] or '(no early stopping)'}")
+    out()
+
+    import ray
+
+    ray.init(
+        num_cpus=args.num_cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=True,
+        logging_level="ERROR",
+    )
+    results = {n: [] for n in names}  # per seed: (epochs, best final, ms list, wall)
+    storage = tempfile.mkdtemp(prefix="schedbench-")
+    try:
+        for seed in range(args.seeds):
+            points = curvedata.points_to_evaluate(seed, n_archs, args.table)
+            space = search_spaces.get("nb201")
+            table_trials = [
+                (arch, MAX_T, final[arch])
+                for arch in (space.to_str(space.decode(p)) for p in points)
+            ]
+            for name in names:
+                folder = os.path.join(storage, f"s{seed}")
+                if name == "fifo" and seed >= args.fifo_tuner_seeds:
+                    trials, ms, wall = table_trials, [], math.nan
+                else:
+                    trials, ms, wall = run_tuner(
+                        name, points, folder, args.max_concurrent, args.cpu, args.table
+                    )
+                if name == "fifo" and summarise_run(trials, final) != summarise_run(
+                    table_trials, final
+                ):
+                    raise RuntimeError(
+                        f"seed {seed}: FIFO through the Tuner differs from the table"
+                    )
+                epochs, best, arch = summarise_run(trials, final)
+                results[name].append((epochs, best, ms, wall))
+                print(
+                    f"  seed {seed:2d} {name:7s} epochs {epochs:5d}  best final {best:6.2f}  "
+                    f"wall {wall:5.1f} s",
+                    flush=True,
+                )
+            shutil.rmtree(os.path.join(storage, f"s{seed}"), ignore_errors=True)
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+        ray.shutdown()
+
+    fifo = results["fifo"]
+    out(
+        f"{'scheduler':9s} {'epochs':>8s} {'% FIFO':>7s} {'best final':>11s} {'regret':>13s} "
+        f"{'worst regret':>12s} {'decision ms':>11s} {'run s':>6s}"
+    )
+    for name in names:
+        rows = results[name]
+        epochs = np.array([r[0] for r in rows], dtype=float)
+        best = np.array([r[1] for r in rows])
+        regret = np.array([f[1] - r[1] for f, r in zip(fifo, rows, strict=True)])
+        frac = epochs / np.array([f[0] for f in fifo])
+        ms = np.concatenate([r[2] for r in rows] + [[math.nan]])
+        ms = ms[np.isfinite(ms)] if np.isfinite(ms).any() else ms
+        out(
+            f"{name:9s} {epochs.mean():8.0f} {100 * frac.mean():6.1f}% {best.mean():11.2f} "
+            f"{regret.mean():6.2f} ± {regret.std():4.2f} {regret.max():12.2f} "
+            f"{np.median(ms):11.2f} {np.nanmean([r[3] for r in rows] + [math.nan]):6.1f}"
+        )
+    out(
+        "(means over seeds; regret = FIFO's best final val_acc minus the scheduler's, points, "
+        "± sd over seeds; decision ms: median of on_trial_result over all results)"
+    )
+    out()
+
+    epochs, corr = rank_correlations(table)
+    out(f"Spearman correlation with final (epoch {table.epochs}) val_acc, {len(table)} archs:")
+    out(f"{'estimator':34s}" + "".join(f"{'ep ' + str(e):>8s}" for e in epochs))
+    for label, values in corr.items():
+        out(f"{label:34s}" + "".join(f"{v:8.3f}" for v in values))
+    out()
+    out("LCE prediction of final val_acc from the first part of each curve (bounds 0..100):")
+    out(
+        f"{'method':7s} {'epochs seen':>11s} {'curves':>6s} {'MAE':>6s} {'MAE last-value':>14s} "
+        f"{'no fit':>6s} {'ms/fit':>7s}"
+    )
+    for (method, _frac), (n, count, mae, last, fails, ms) in lce_errors(
+        table, mcmc_archs=args.mcmc_archs
+    ).items():
+        out(f"{method:7s} {n:11d} {count:6d} {mae:6.2f} {last:14.2f} {fails:6d} {ms:7.1f}")
+    out("(MAE last-value: the error of predicting the final value by the last seen one)")
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
