@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 import torch
@@ -56,8 +57,8 @@ def main() -> None:
     space = search_spaces.get("nb201")
     arch, val = nb201.table().optimum("cifar10")
     print(
-        f"# command: python benchmarks/training_sanity.py --cifar-epochs {args.cifar_epochs} "
-        f"--threads {args.threads}; torch threads {args.threads}; load {os.getloadavg()}"
+        f"# command: python benchmarks/training_sanity.py {' '.join(sys.argv[1:])}; "
+        f"torch threads {args.threads}; load {os.getloadavg()}"
     )
     print(f"# architecture: {arch} (table cifar10 val {val:.2f})")
     run(
