@@ -252,7 +252,8 @@ def test_resume_restores_the_last_good_state_when_tunes_copy_was_cut_short(ray_a
     assert "Restarting experiment" not in resumed.stderr
     summary = results.load(exp)
     assert dict(summary.states) == {"TERMINATED": NUM}
-    assert len(_done_trials(exp)) == NUM
+    # Trials that finished after the restored copy ran again (in new folders): nothing lost.
+    assert len(_done_trials(exp)) >= NUM
     # The damaged file is kept for inspection, not deleted.
     assert list((exp / ".raynas-state").glob(f"corrupt-*/{state.name}"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
+import time
 
 import pytest
 import torch
@@ -285,7 +286,16 @@ def test_darts_trainable_in_tuner_with_asha(ray_address, tmp_path):
         assert result.checkpoint is not None
         assert result.metrics["training_iteration"] == result.metrics["epoch"]
         assert space.from_str(result.metrics["arch"])
-        _check_tensorboard(result.path, result.metrics)
+        # Artifacts reach the storage path asynchronously: give the last epoch's events a
+        # moment on a loaded machine before reading them back.
+        for attempt in range(20):
+            try:
+                _check_tensorboard(result.path, result.metrics)
+                break
+            except AssertionError:
+                if attempt == 19:
+                    raise
+                time.sleep(0.5)
 
 
 def _read_events(folder: str) -> dict[str, dict]:
