@@ -40,3 +40,16 @@ def table_tuner(space, searcher, storage, name: str, num_samples: int, max_concu
         ),
         run_config=tune.RunConfig(storage_path=str(storage), name=name, verbose=0),
     )
+
+
+def table_loop(searcher, space, n: int, start: int = 0, dataset: str = "cifar10") -> list[dict]:
+    """Sequential suggest/complete of trials ``t{start}..`` on the NB201 table (val_acc)."""
+    from raynas.benchmarks import nb201
+
+    out = []
+    for i in range(start, start + n):
+        config = searcher.suggest(f"t{i}")
+        out.append(config)
+        acc = nb201.table().lookup(space.to_str(space.decode(config)), dataset).val_acc
+        searcher.on_trial_complete(f"t{i}", {"val_acc": acc})
+    return out

@@ -9,7 +9,7 @@ import time
 import cloudpickle
 import numpy as np
 import pytest
-from helpers import table_tuner
+from helpers import table_loop, table_tuner
 from ray import tune
 
 import search_spaces
@@ -39,13 +39,7 @@ def _searcher(space=None, seed=0, **options) -> EvolutionSearcher:
 
 
 def _loop(searcher, space, n, start=0) -> list[dict]:
-    """Sequential suggest/complete on the NB201 table; the suggested configs."""
-    out = []
-    for i in range(start, start + n):
-        config = searcher.suggest(f"t{i}")
-        out.append(config)
-        searcher.on_trial_complete(f"t{i}", {"val_acc": _val(space, config)})
-    return out
+    return table_loop(searcher, space, n, start)
 
 
 def _arch(space, config) -> str:

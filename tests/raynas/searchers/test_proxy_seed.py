@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import table_tuner
+from helpers import table_loop, table_tuner
 
 import search_spaces
 from raynas import searchers
@@ -62,12 +62,7 @@ def _independent_scores(space, configs, options=SEED) -> list[float]:
 
 
 def _loop(searcher, space, n, start=0) -> list[dict]:
-    out = []
-    for i in range(start, start + n):
-        config = searcher.suggest(f"t{i}")
-        out.append(config)
-        searcher.on_trial_complete(f"t{i}", {"val_acc": _val(space, config)})
-    return out
+    return table_loop(searcher, space, n, start)
 
 
 # ------------------------------------------------------------------------------- options
