@@ -34,10 +34,6 @@ def _space():
     return search_spaces.get("nb201")
 
 
-def _val(space, config) -> float:
-    return nb201.table().lookup(space.to_str(space.decode(config)), "cifar10").val_acc
-
-
 def _evolution(seed=0, **options) -> EvolutionSearcher:
     options.setdefault("population_size", 6)
     options.setdefault("proxy_seed", SEED)
