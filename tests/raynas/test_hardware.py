@@ -301,10 +301,29 @@ def test_cache_is_keyed_by_clock(table, monkeypatch):
     assert _build(cache_dir, clock="cpu", calibration_subnets=0).from_cache
 
 
-def test_calibrate_fits_scale_and_offset_to_measurements(table):
+def test_calibrate_fits_the_median_ratio_and_ignores_one_outlier(table):
     space = MobileNetV3Space(width_mult=WIDTH, resolution=RES)
-    genotypes = [space.sample(np.random.default_rng(seed)) for seed in range(4)]
-    fitted = table.calibrate([(g, 2.0 * table.row_sum(g) + 3.0) for g in genotypes])
-    assert fitted.scale == pytest.approx(2.0) and fitted.offset_ms == pytest.approx(3.0)
-    assert fitted.rows is table.rows and len(fitted.calibration) == 4
+    genotypes = [space.sample(np.random.default_rng(seed)) for seed in range(5)]
+    factors = [1.5, 1.5, 1.5, 1.5, 1.95]  # one subnet timed while the machine was busy
+    measured = [(g, f * table.row_sum(g)) for g, f in zip(genotypes, factors, strict=True)]
+    fitted = table.calibrate(measured)
+    assert fitted.scale == pytest.approx(1.5) and fitted.offset_ms == 0.0
+    assert fitted.predict(genotypes[0]) == pytest.approx(1.5 * table.row_sum(genotypes[0]))
+    assert fitted.rows is table.rows and len(fitted.calibration) == 5
     assert table.calibration != fitted.calibration  # the original is unchanged
+
+
+def test_calibrate_clips_the_scale(table):
+    genotype = MobileNetV3Space(width_mult=WIDTH, resolution=RES).sample(np.random.default_rng(0))
+    fitted = table.calibrate([(genotype, 10.0 * table.row_sum(genotype))])
+    assert fitted.scale == hardware.SCALE_BOUNDS[1]
+
+
+def test_recalibrate_times_the_calibration_subnets_now(table):
+    again = table.recalibrate(threads=1, subnets=2, repeats=2, rounds=2)
+    assert len(again.calibration) == 2 and again.rows is table.rows
+    expected = np.median([c["measured_ms"] / c["row_sum_ms"] for c in again.calibration])
+    lo, hi = hardware.SCALE_BOUNDS
+    assert again.scale == pytest.approx(min(max(expected, lo), hi))
+    with pytest.raises(ValueError, match="subnets"):
+        table.recalibrate(subnets=0)
