@@ -52,7 +52,7 @@ from raynas.hardware import (
     CALIBRATION_SUBNETS,
     LatencyTable,
     calibration_genotypes,
-    latency_samples,
+    interleaved_latency_samples,
 )
 from search_spaces.mobilenetv3 import MobileNetV3Space
 
@@ -78,23 +78,17 @@ def measure_subnets(
 ) -> list[np.ndarray]:
     """Per-call latencies of every subnet, timed in interleaved rounds."""
     models = [space.build(g, width_mult=width_mult) for g in genotypes]
-    samples: list[list[float]] = [[] for _ in models]
-    for r in range(rounds):
-        n = repeats // rounds + (1 if r < repeats % rounds else 0)
-        if n == 0:
-            continue
-        for i, model in enumerate(models):
-            samples[i] += latency_samples(
-                model,
-                (3, resolution, resolution),
-                device,
-                batch_size,
-                warmup=3 if r == 0 else 1,
-                repeats=n,
-                threads=threads,
-                clock=clock,
-            )
-    return [np.asarray(s) for s in samples]
+    samples = interleaved_latency_samples(
+        models,
+        (3, resolution, resolution),
+        device,
+        batch_size,
+        repeats,
+        rounds,
+        threads,
+        clock,
+    )
+    return [np.asarray(t) for t in samples]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,8 +33,8 @@ A table is only as good as the machine's speed during its build. On this project
 2-core VM the speed of the same subnet drifted by up to +-30% between minutes (thread CPU time
 as much as wall time, so it is the hardware, not other processes), while the rows kept their
 relative costs: re-timing the calibration subnets close to use and ``calibrate`` with them
-(``recalibrate`` does both) brought the median error on 30 held-out subnets from 13-17% to
-5-7%. ``benchmarks/latency_table.py`` measures both.
+(``recalibrate`` does both) brought the median error on 30 held-out subnets from 14-15% (two
+of three builds, as built) to 6-9%. ``benchmarks/latency_table.py`` measures both.
 
 Searchers use the prediction as the mobilenetv3 quantity ``latency_ms``
 (``raynas.searchers.quantities``): a bound in evolution's ``constraint``, or the predicted cost
@@ -255,6 +255,37 @@ def latency_samples(
                 samples.append((now() - start) * 1e3)
     finally:
         model.train(was_training)
+    return samples
+
+
+def interleaved_latency_samples(
+    models: Sequence[nn.Module],
+    input_shape: Sequence[int],
+    device: str | torch.device = "cpu",
+    batch_size: int = 1,
+    repeats: int = 30,
+    rounds: int = 5,
+    threads: int | None = None,
+    clock: str = "wall",
+    warmup: int = 3,
+) -> list[list[float]]:
+    """Per-call latencies (ms) of several models timed in ``rounds`` interleaved passes
+    (``repeats`` calls per model in all; ``warmup`` untimed calls in the first pass, 1 after),
+    so a drift of the machine's speed hits every model alike."""
+    samples: list[list[float]] = [[] for _ in models]
+    for r in range(_positive_int("rounds", rounds)):
+        n = _share(_positive_int("repeats", repeats), rounds, r)
+        for i, model in enumerate(models if n else ()):
+            samples[i] += latency_samples(
+                model,
+                input_shape,
+                device,
+                batch_size,
+                warmup=warmup if r == 0 else min(warmup, 1),
+                repeats=n,
+                threads=threads,
+                clock=clock,
+            )
     return samples
 
 
@@ -529,8 +560,9 @@ def _fit_calibration(sums: Sequence[float], measured: Sequence[float]) -> tuple[
     A proportional fit, not a line: what changes between the rows' build and later use is
     mostly the speed of the machine (a factor), and with a handful of noisy subnets a fitted
     offset swings widely (measured here: 8 calibration subnets gave scale 1.61 with offset
-    -12.4 ms, median error 10.7% on 30 held-out subnets, where the ratio gave 5-7%). The
-    median keeps one disturbed calibration subnet from moving the fit.
+    -12.4 ms and a median error of 10.7% on 30 held-out subnets; on another run the line
+    gave 6.7% and the median ratio 5.4%). The median keeps one disturbed calibration subnet
+    from moving the fit.
     """
     if not sums:
         return 1.0, 0.0
@@ -675,28 +707,22 @@ class LatencyTable:
         if threads is None:
             threads = (self.meta or {}).get("threads")
         space = MobileNetV3Space(width_mult=self.width_mult, resolution=self.resolution)
-        shape = (3, self.resolution, self.resolution)
-        models = [
-            (g, space.build(g, num_classes=self.num_classes, width_mult=self.width_mult))
-            for g in calibration_genotypes(space, subnets)
-        ]
-        samples: list[list[float]] = [[] for _ in models]
-        for r in range(rounds):
-            n = _share(repeats, rounds, r)
-            for i, (_, model) in enumerate(models):
-                if n:
-                    samples[i] += latency_samples(
-                        model,
-                        shape,
-                        device,
-                        self.batch_size,
-                        warmup=1,
-                        repeats=n,
-                        threads=threads,
-                        clock=self.clock,
-                    )
+        genotypes = calibration_genotypes(space, subnets)
+        samples = interleaved_latency_samples(
+            [
+                space.build(g, num_classes=self.num_classes, width_mult=self.width_mult)
+                for g in genotypes
+            ],
+            (3, self.resolution, self.resolution),
+            device,
+            self.batch_size,
+            repeats,
+            rounds,
+            threads,
+            self.clock,
+        )
         return self.calibrate(
-            [(g, float(np.median(t))) for (g, _), t in zip(models, samples, strict=True)]
+            [(g, float(np.median(t))) for g, t in zip(genotypes, samples, strict=True)]
         )
 
     # ---------------------------------------------------------------------- serialisation

@@ -52,6 +52,15 @@ def _fail(*args, **kwargs):
 
 
 # --------------------------------------------------------------------------- measurement
+def test_interleaved_samples_share_the_calls_over_rounds():
+    models = [nn.Linear(4, 4), nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 4))]
+    samples = hardware.interleaved_latency_samples(models, (4,), repeats=7, rounds=3, warmup=1)
+    assert [len(t) for t in samples] == [7, 7]
+    assert all(ms > 0 and np.isfinite(ms) for t in samples for ms in t)
+    with pytest.raises(ValueError, match="rounds"):
+        hardware.interleaved_latency_samples(models, (4,), rounds=0)
+
+
 def test_measure_latency_returns_sane_stats_on_tiny_model():
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
     model.train()
