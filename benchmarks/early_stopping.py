@@ -94,11 +94,10 @@ class TimedTSE(_Timed, TSEScheduler):
 
 
 #: name -> (class, options); the same for every seed. metric/mode come from the TuneConfig.
-#: Chosen on the first 48 curves of the dataset (5 seeds, an offline replay): ASHA and TSE share
-#: their rungs (1, 3, 9; keep the best third) so their budgets match; TSE ranks by TSE-EMA
-#: (it ranked better than TSE-E with E=1 there); LCE's grace period 4 (3 stopped the eventual
-#: best too often: slow starters gain most late under the cosine schedule, which the
-#: saturating curve families underestimate; 5 cost more than 40% of FIFO's epochs).
+#: First chosen on the first 48 curves of the dataset (5 seeds, an offline replay): TSE ranks
+#: by TSE-EMA (it ranked better than TSE-E with E=1 there); LCE's grace period 4 (3 stopped
+#: the eventual best too often: slow starters gain most late under the cosine schedule, which
+#: the saturating curve families underestimate; 5 cost more than 40% of FIFO's epochs).
 # ASHA and TSE share their rungs (epochs 3 and 9, keep the best third at each), so the two
 # differ only in what ranks a trial at a rung: the validation accuracy (ASHA) or the training
 # speed estimate (TSE). Grace 3 / eta 3 was picked on this dataset by an offline simulation of
