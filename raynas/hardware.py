@@ -701,9 +701,7 @@ class LatencyTable:
         """
         from search_spaces.mobilenetv3 import MobileNetV3Space
 
-        subnets = _positive_int("subnets", subnets)
-        repeats = _positive_int("repeats", repeats)
-        rounds = _positive_int("rounds", rounds)
+        subnets = _positive_int("subnets", subnets)  # repeats/rounds: checked by the helper
         if threads is None:
             threads = (self.meta or {}).get("threads")
         space = MobileNetV3Space(width_mult=self.width_mult, resolution=self.resolution)
