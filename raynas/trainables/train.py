@@ -88,6 +88,8 @@ class TrainOptions:
             )
         if self.cutout < 0:
             raise ValueError(f"cutout must be >= 0, got {self.cutout!r}")
+        if self.image_size is not None and self.image_size < 1:
+            raise ValueError(f"image_size must be >= 1 or null, got {self.image_size!r}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -126,6 +128,8 @@ class Trainer:
             test_subset=options.test_subset,
             seed=options.seed,
         )
+        if options.image_size is not None:
+            self.splits = self.splits.resized(options.image_size)
         self.model = space.build(
             self.genotype,
             num_classes=self.splits.num_classes,

@@ -46,6 +46,15 @@ def test_reports_standard_metrics_and_tse():
     assert second["train_loss"] < first["train_loss"]
 
 
+def test_image_size_resizes_the_data_the_network_sees():
+    # image_size once did nothing here (the data stayed 8x8 and the FLOPs with it)
+    full, small = _trainer(), _trainer(image_size=4)
+    assert full.input_shape == (1, 8, 8) and small.input_shape == (1, 4, 4)
+    assert small.splits.train.x.shape[-2:] == (4, 4)
+    assert small.macs < full.macs / 2
+    assert 0 <= small.step()["val_acc"] <= 100
+
+
 def test_resume_from_checkpoint_is_exact(tmp_path):
     straight = _trainer(cutout=2)
     expected = [straight.step() for _ in range(3)]
@@ -86,6 +95,7 @@ def test_non_finite_loss_stops_with_clear_error():
         ({"epochs": 0}, "epochs must be > 0"),
         ({"dataset": "mnist"}, "unknown dataset 'mnist'"),
         ({"device": "tpu"}, "device must be auto, cpu, cuda"),
+        ({"image_size": 0}, "image_size must be >= 1 or null"),
         ({"epoch": 3}, "unknown option 'epoch' for trainable 'train'"),
     ],
 )
