@@ -6,34 +6,44 @@ the one with the highest naswot score, and record its CIFAR-10 test accuracy fro
 and the best accuracy in the sample (what a perfect proxy would pick). Reported: mean and sd
 (ddof=1) over the repeats, and the scoring cost in seconds per architecture.
 
-Approximation (printed with the table): scoring 1000 fresh architectures for each of >= 50
-repeats would take hours on a CPU, so a fixed pool of P architectures (default 3000, drawn
-uniformly without replacement from the 15,625) is scored once, and each repeat draws its N
-architectures from the pool without replacement. P must be >= the largest N. Repeats share
-architectures when N is a large fraction of P (N=1000 of P=3000: a third of the pool per
-draw), so their spread is smaller than with fresh samples and the picks tend towards the
-pool's own best; the means for small N are unaffected in expectation.
+Exact and approximate runs (which one is printed with the table): with ``--pool 15625`` every
+architecture of the space is scored once and each repeat draws its N architectures fresh from
+all of them: the protocol as published, except that an architecture's score comes from one
+fixed batch and initialisation seed rather than a new one per repeat. Scoring the whole space
+costs ~0.45 CPU s per architecture (~2 CPU hours; ``--workers 2`` halves the wall time on two
+cores). A smaller pool P (default 3000, drawn uniformly without replacement) is an
+approximation: repeats draw from the pool, so they share architectures when N is a large
+fraction of P (N=1000 of P=3000: a third of the pool per draw), their spread is smaller than
+with fresh samples and the picks tend towards the pool's own best; the means for small N are
+unaffected in expectation.
 
 The pool reuses the naswot scores of ``benchmarks/zero_cost.py --json FILE`` when given
 ``--scores FILE`` (its network size, batch and seed are then used for the new architectures
-too, so all scores are comparable) and scores only the architectures that are missing. The
-``--json`` output has the same ``meta``/``records`` layout, so it can be passed back as
-``--scores`` to rerun the protocol without scoring.
+too, so all scores are comparable) and scores only the architectures that are missing. With
+``--cache DIR`` each new score is appended to a file in DIR as soon as it is made (one file
+per worker, named by network, batch and seed) and reused by the next run, so an interrupted
+run resumes where it stopped. The ``--json`` output has the same ``meta``/``records`` layout,
+so it can be passed back as ``--scores`` to rerun the protocol without scoring.
 
 Usage::
 
     python benchmarks/naswot_protocol.py --scores benchmarks/results/zero_cost.json
     python benchmarks/naswot_protocol.py --root /path/to/data --pool 300 --sizes 10 100
+    python benchmarks/naswot_protocol.py --scores benchmarks/results/zero_cost.json \
+        --root /path/to/data --pool 15625 --workers 2 --cache naswot-cache --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import multiprocessing
 import os
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
@@ -55,32 +65,121 @@ def load_scores(path: str) -> tuple[dict, list[dict]]:
     return data["meta"], records
 
 
+def cache_files(cache: str, meta: dict) -> str:
+    """The glob of the cache files for scores made with ``meta`` (network, batch, seed)."""
+    key = f"{PROXY}-C{meta['C']}-N{meta['N']}-b{meta['batch_size']}-s{meta['seed']}"
+    return os.path.join(cache, key + ".w*.jsonl")
+
+
+def load_cache(cache: str | None, meta: dict) -> list[dict]:
+    """Records appended to ``cache`` by earlier (possibly interrupted) runs with ``meta``.
+
+    A last line cut short by a crash is skipped; anything else unreadable is an error.
+    """
+    if not cache:
+        return []
+    records = []
+    for path in sorted(glob.glob(cache_files(cache, meta))):
+        with open(path) as fh:
+            lines = fh.read().split("\n")
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                if i < len(lines) - 1:  # only an unterminated last line is a cut write
+                    raise SystemExit(f"{path}:{i + 1}: not a JSON record ({exc})") from None
+    return records
+
+
+def _score_shard(
+    archs: list[str], meta: dict, root: str, threads: int, cache_file: str | None, label: str
+) -> list[dict]:
+    """One worker: score ``archs`` on ``threads`` torch threads, appending to ``cache_file``."""
+    torch.set_num_threads(threads)
+    inputs, targets, _, _ = load_batch("cifar10", root, meta["seed"], meta["batch_size"])
+    bench.warm_up([PROXY], inputs, targets)
+    if cache_file and os.path.exists(cache_file):
+        with open(cache_file, "rb+") as raw:  # drop a last line cut short by a crash
+            data = raw.read()
+            if data and not data.endswith(b"\n"):
+                raw.truncate(data.rfind(b"\n") + 1)
+    fh = open(cache_file, "a") if cache_file else None  # noqa: SIM115 (closed below)
+    try:
+
+        def sink(record: dict) -> None:
+            if fh is not None:
+                fh.write(json.dumps(record) + "\n")
+                fh.flush()
+
+        return bench.score_archs(
+            archs,
+            [PROXY],
+            inputs,
+            targets,
+            meta["C"],
+            meta["N"],
+            meta["seed"],
+            bench.progress_printer(time.perf_counter(), label),
+            sink,
+        )
+    finally:
+        if fh is not None:
+            fh.close()
+
+
 def top_up(
-    records: list[dict], pool: int, seed: int, meta: dict, root: str
-) -> tuple[list[dict], int]:
-    """Score uniformly drawn architectures that are not in ``records`` until ``pool``."""
+    records: list[dict],
+    pool: int,
+    seed: int,
+    meta: dict,
+    root: str,
+    workers: int = 1,
+    threads: int = 1,
+    cache: str | None = None,
+) -> tuple[list[dict], int, int]:
+    """Score uniformly drawn architectures that are not in ``records`` until ``pool``.
+
+    Records in ``cache`` (same network, batch and seed) are reused first; new ones are
+    appended there as they are scored, so an interrupted run loses at most one architecture
+    per worker. ``workers`` processes score disjoint shards, each on ``threads`` threads.
+    Returns the pool's records, how many were scored now and how many came from the cache.
+    """
+    seen = {r["arch"] for r in records}
+    cached = [r for r in load_cache(cache, meta) if r["arch"] not in seen]
+    cached = list({r["arch"]: r for r in cached}.values())
+    records = records + cached
     missing = pool - len(records)
     if missing <= 0:
-        return records[:pool], 0
+        return records[:pool], 0, len(cached)
     table = nb201.table()
     seen = {r["arch"] for r in records}
     order = np.random.default_rng(seed).permutation(len(table))
     archs = [table.arch_strs[int(i)] for i in order if table.arch_strs[int(i)] not in seen]
     archs = archs[:missing]
-    inputs, targets, _, _ = load_batch("cifar10", root, meta["seed"], meta["batch_size"])
-    bench.warm_up([PROXY], inputs, targets)
-    started = time.perf_counter()
-    new = bench.score_archs(
-        archs,
-        [PROXY],
-        inputs,
-        targets,
-        meta["C"],
-        meta["N"],
-        meta["seed"],
-        bench.progress_printer(started),
-    )
-    return records + new, len(new)
+    if not root:
+        raise SystemExit(
+            f"{missing} architectures to score and no CIFAR-10 folder: pass --root or set "
+            "$RAYNAS_DATA"
+        )
+    if cache:
+        os.makedirs(cache, exist_ok=True)
+    files = [
+        cache_files(cache, meta).replace(".w*.", f".w{k}.") if cache else None
+        for k in range(workers)
+    ]
+    if workers == 1:
+        new = _score_shard(archs, meta, root, threads, files[0], "")
+    else:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as ex:
+            futures = [
+                ex.submit(_score_shard, archs[k::workers], meta, root, threads, files[k], f"w{k} ")
+                for k in range(workers)
+            ]
+            new = [r for f in futures for r in f.result()]
+    return records + new, len(new), len(cached)
 
 
 def run_protocol(
@@ -124,10 +223,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--N", type=int, default=5, help="without --scores only")
     parser.add_argument("--batch-size", type=int, default=64, help="without --scores only")
     parser.add_argument("--data-seed", type=int, default=0, help="without --scores only")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    parser.add_argument("--workers", type=int, default=1, help="scoring processes (default 1)")
+    parser.add_argument(
+        "--cache", default=None, help="folder: scores appended as made, reused when rerun"
+    )
     parser.add_argument("--json", default=None, help="write pool records and results here")
     args = parser.parse_args(argv)
 
+    if args.workers < 1 or args.threads < 1:
+        raise SystemExit(
+            f"--workers and --threads must be >= 1, got {args.workers} and {args.threads}"
+        )
     if args.repeats < 2:
         raise SystemExit(f"--repeats must be >= 2, got {args.repeats}")
     if min(args.sizes) < 1 or max(args.sizes) > args.pool:
@@ -147,10 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta = {"seed": args.data_seed, "batch_size": args.batch_size, "C": args.C, "N": args.N}
         records = []
     reused = min(len(records), args.pool)
-    if len(records) < args.pool and not root:
-        raise SystemExit("no CIFAR-10 folder to score the pool: pass --root or set $RAYNAS_DATA")
     load_start = os.getloadavg()
-    records, scored = top_up(records, args.pool, args.seed, meta, root)
+    records, scored, from_cache = top_up(
+        records, args.pool, args.seed, meta, root, args.workers, args.threads, args.cache
+    )
 
     scores = np.array([r["scores"][PROXY] for r in records], dtype=float)
     accs = np.array([r["test_acc"] for r in records], dtype=float)
@@ -165,13 +272,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"# NASWOT protocol, NB201 CIFAR-10 test accuracy (12-epoch table; optimum "
         f"{optimum:.2f}), {args.repeats} repeats per N, seed {args.seed}",
         f"# pool: {len(records)} archs drawn uniformly without replacement from the 15,625 "
-        f"and scored once ({reused} reused from {args.scores or '-'}, {scored} scored now; "
-        f"pool best {accs.max():.2f}, {int((~np.isfinite(scores)).sum())} non-finite scores "
-        f"ranked last)",
-        "# APPROXIMATION: each repeat draws N archs from this pool without replacement, not "
-        "fresh from the space; for N near the pool size repeats overlap (N/pool = "
-        + ", ".join(f"{n / len(records):.0%}" for n in args.sizes)
-        + "), so sd is understated",
+        f"and scored once ({reused} reused from {args.scores or '-'}, {from_cache} from the "
+        f"cache {args.cache or '-'}, {scored} scored now; pool best {accs.max():.2f}, "
+        f"{int((~np.isfinite(scores)).sum())} non-finite scores ranked last)",
+        (
+            "# EXACT: the pool is the whole space, so every repeat draws its N archs fresh "
+            "from all 15,625"
+            if len(records) == len(nb201.table())
+            else "# APPROXIMATION: each repeat draws N archs from this pool without replacement, "
+            "not fresh from the space; for N near the pool size repeats overlap (N/pool = "
+            + ", ".join(f"{n / len(records):.0%}" for n in args.sizes)
+            + "), so sd is understated"
+        ),
         f"# naswot: C={meta['C']} N={meta['N']}, one batch of {meta['batch_size']} CIFAR-10 "
         f"train images (seed {meta['seed']}), {args.threads} thread(s): {s_arch:.3f} s/arch "
         f"wall ({cpu_arch:.3f} CPU) + build {build_s:.3f} s/arch; mean load {load:.2f} "
@@ -198,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "pool": len(records),
                 "reused": reused,
                 "scored": scored,
+                "from_cache": from_cache,
                 "repeats": args.repeats,
                 "sizes": args.sizes,
                 "protocol_seed": args.seed,

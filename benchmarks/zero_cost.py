@@ -97,12 +97,14 @@ def score_archs(
     N: int,
     seed: int,
     progress: Callable[[int, int], None] | None = None,
+    sink: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """Build and score each architecture; one record per architecture.
 
     A record holds ``arch``, ``index``, ``val_acc``/``test_acc`` (table, CIFAR-10),
     ``build_s``, ``scores`` (raw floats, possibly non-finite), ``wall_s`` and ``cpu_s`` per
-    proxy, and ``load`` (1-minute load average when it was scored).
+    proxy, and ``load`` (1-minute load average when it was scored). ``sink`` is given each
+    record as soon as it is complete (e.g. to append it to a file that survives a crash).
     """
     space = search_spaces.get("nb201")
     table = nb201.table()
@@ -130,6 +132,8 @@ def score_archs(
             record["cpu_s"][name] = time.process_time() - cpu
             record["scores"][name] = value
         records.append(record)
+        if sink is not None:
+            sink(record)
         if progress is not None:
             progress(i + 1, len(archs))
     return records
@@ -243,14 +247,14 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def progress_printer(started: float) -> Callable[[int, int], None]:
+def progress_printer(started: float, label: str = "") -> Callable[[int, int], None]:
     def report(done: int, total: int) -> None:
         if done % 25 and done != total:
             return
         elapsed = time.perf_counter() - started
         eta = elapsed / done * (total - done)
         print(
-            f"[{done}/{total}] {elapsed:.0f} s elapsed, ~{eta:.0f} s left, "
+            f"{label}[{done}/{total}] {elapsed:.0f} s elapsed, ~{eta:.0f} s left, "
             f"load {os.getloadavg()[0]:.2f}",
             file=sys.stderr,
             flush=True,
