@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import gzip
 import json
 import multiprocessing
 import os
@@ -55,9 +56,14 @@ from raynas.trainables.proxy import load_batch
 PROXY = "naswot"
 
 
+def _open(path: str, mode: str):
+    """``open``, or ``gzip.open`` for a path ending in ``.gz`` (the whole-space JSON is large)."""
+    return gzip.open(path, mode) if path.endswith(".gz") else open(path, mode)  # noqa: SIM115
+
+
 def load_scores(path: str) -> tuple[dict, list[dict]]:
     """``meta`` and the records that hold a naswot score, from a zero_cost.py JSON file."""
-    with open(path) as fh:
+    with _open(path, "rt") as fh:
         data = json.load(fh)
     records = [r for r in data["records"] if PROXY in r.get("scores", {})]
     if not records:
@@ -182,6 +188,14 @@ def top_up(
     return records + new, len(new), len(cached)
 
 
+def pool_rho(scores: np.ndarray, accs: np.ndarray, finite_only: bool = False) -> float:
+    """Spearman rho of the scores with the accuracies; non-finite scores rank last or go."""
+    if finite_only:
+        keep = np.isfinite(scores)
+        return bench.spearman(scores[keep], accs[keep])
+    return bench.spearman(np.where(np.isfinite(scores), scores, -np.inf), accs)
+
+
 def run_protocol(
     scores: np.ndarray, accs: np.ndarray, sizes: Sequence[int], repeats: int, seed: int
 ) -> list[dict]:
@@ -228,7 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--cache", default=None, help="folder: scores appended as made, reused when rerun"
     )
-    parser.add_argument("--json", default=None, help="write pool records and results here")
+    parser.add_argument(
+        "--json", default=None, help="write pool records and results here (.gz: compressed)"
+    )
     args = parser.parse_args(argv)
 
     if args.workers < 1 or args.threads < 1:
@@ -275,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"and scored once ({reused} reused from {args.scores or '-'}, {from_cache} from the "
         f"cache {args.cache or '-'}, {scored} scored now; pool best {accs.max():.2f}, "
         f"{int((~np.isfinite(scores)).sum())} non-finite scores ranked last)",
+        f"# naswot vs test accuracy over the pool: Spearman {pool_rho(scores, accs):.3f} "
+        f"(non-finite ranked last), {pool_rho(scores, accs, finite_only=True):.3f} (finite only)",
         (
             "# EXACT: the pool is the whole space, so every repeat draws its N archs fresh "
             "from all 15,625"
@@ -324,8 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "records": records,
         }
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=1)
+        with _open(args.json, "wt") as fh:
+            json.dump(out, fh, indent=None if args.json.endswith(".gz") else 1)
     return 0
 
 
