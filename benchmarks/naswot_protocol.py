@@ -274,6 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     records, scored, from_cache = top_up(
         records, args.pool, args.seed, meta, root, args.workers, args.threads, args.cache
     )
+    # table order, so the draws depend on which archs are in the pool, not on the order in
+    # which files, caches and workers delivered them
+    records = sorted(records, key=lambda r: r["index"])
 
     scores = np.array([r["scores"][PROXY] for r in records], dtype=float)
     accs = np.array([r["test_acc"] for r in records], dtype=float)
