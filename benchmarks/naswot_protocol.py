@@ -36,6 +36,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import gzip
 import json
@@ -71,10 +72,11 @@ def load_scores(path: str) -> tuple[dict, list[dict]]:
     return data["meta"], records
 
 
-def cache_files(cache: str, meta: dict) -> str:
-    """The glob of the cache files for scores made with ``meta`` (network, batch, seed)."""
+def cache_path(cache: str, meta: dict, worker: int | str) -> str:
+    """A worker's cache file for scores made with ``meta`` (network, batch, seed); ``"*"``:
+    the glob of all workers' files."""
     key = f"{PROXY}-C{meta['C']}-N{meta['N']}-b{meta['batch_size']}-s{meta['seed']}"
-    return os.path.join(cache, key + ".w*.jsonl")
+    return os.path.join(cache, f"{key}.w{worker}.jsonl")
 
 
 def load_cache(cache: str | None, meta: dict) -> list[dict]:
@@ -85,7 +87,7 @@ def load_cache(cache: str | None, meta: dict) -> list[dict]:
     if not cache:
         return []
     records = []
-    for path in sorted(glob.glob(cache_files(cache, meta))):
+    for path in sorted(glob.glob(cache_path(cache, meta, "*"))):
         with open(path) as fh:
             lines = fh.read().split("\n")
         for i, line in enumerate(lines):
@@ -111,11 +113,12 @@ def _score_shard(
             data = raw.read()
             if data and not data.endswith(b"\n"):
                 raw.truncate(data.rfind(b"\n") + 1)
-    fh = open(cache_file, "a") if cache_file else None  # noqa: SIM115 (closed below)
-    try:
+    with contextlib.ExitStack() as stack:
+        sink = None
+        if cache_file:
+            fh = stack.enter_context(open(cache_file, "a"))
 
-        def sink(record: dict) -> None:
-            if fh is not None:
+            def sink(record: dict) -> None:
                 fh.write(json.dumps(record) + "\n")
                 fh.flush()
 
@@ -130,9 +133,6 @@ def _score_shard(
             bench.progress_printer(time.perf_counter(), label),
             sink,
         )
-    finally:
-        if fh is not None:
-            fh.close()
 
 
 def top_up(
@@ -171,10 +171,7 @@ def top_up(
         )
     if cache:
         os.makedirs(cache, exist_ok=True)
-    files = [
-        cache_files(cache, meta).replace(".w*.", f".w{k}.") if cache else None
-        for k in range(workers)
-    ]
+    files = [cache_path(cache, meta, k) if cache else None for k in range(workers)]
     if workers == 1:
         new = _score_shard(archs, meta, root, threads, files[0], "")
     else:
