@@ -54,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.delta} (a stop)"
     )
     epochs = range(args.first, max_t)
-    print(f"{'final':>6} {'ep10':>5} " + " ".join(f"{'t=' + str(t):>11}" for t in epochs))
+    mid = max_t // 2  # the value half way, next to the final one
+    print(f"{'final':>6} {'ep' + str(mid):>5} " + " ".join(f"{'t=' + str(t):>11}" for t in epochs))
     stops, fits, started = 0, 0, time.perf_counter()
     for arch in final.index[: args.top]:
         ys = piv.loc[arch].to_numpy(dtype=float)
@@ -77,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stop = pred.p_beat < args.delta
             stops += stop
             cells.append(f"{pred.mean:5.1f}/{pred.p_beat:4.2f}{'*' if stop else ' '}")
-        print(f"{final[arch]:6.1f} {ys[9]:5.1f} " + " ".join(cells))
+        print(f"{final[arch]:6.1f} {ys[mid - 1]:5.1f} " + " ".join(cells))
     print(
         f"# {stops} of {fits} checks would stop a top-{args.top} curve; "
         f"{(time.perf_counter() - started) / fits * 1000:.0f} ms per fit"
