@@ -10,6 +10,7 @@ import tempfile
 import pytest
 from ray import tune
 
+from raynas.snapshots import StateBackup, check_or_repair, newest_state
 from schedulers.decisions import DECISIONS_FILE, read_decisions, summarise_decisions
 from schedulers.lce import LCEScheduler
 
@@ -348,14 +349,25 @@ def test_lce_in_tuner_stops_hopeless_trials_and_logs_why(uninterrupted):
     assert "stopped early" in summarise_decisions(folder)
 
 
-def test_lce_tuner_restore_decides_as_uninterrupted(uninterrupted, tmp_path, monkeypatch):
+@pytest.mark.parametrize("damaged", [False, True], ids=["state-whole", "state-emptied"])
+def test_lce_tuner_restore_decides_as_uninterrupted(uninterrupted, tmp_path, monkeypatch, damaged):
     monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "0")
     folder, last_t = uninterrupted
     # "close" is interrupted at t=4 < grace_period. After the restore it resumes from its
     # checkpoint at t=3, reports t=4 again, and its first fit (t=6) needs t=1..3 from before.
+    # Restored as `raynas resume` does: Tune writes its state file in place while a background
+    # sync copies it, so an interruption can leave it empty (seen once in CI: Tune then
+    # restarted the experiment). StateBackup + check_or_repair guard that; "state-emptied"
+    # empties the newest state on purpose, as observed.
+    cut = tmp_path / "cut"
+    callbacks = [_Interrupt("close", 4, str(tmp_path / "fired")), StateBackup(cut, period_s=0)]
     with pytest.raises(Exception, match="interrupted"):
-        _tuner(tmp_path, "cut", [_Interrupt("close", 4, str(tmp_path / "fired"))]).fit()
-    restored = tune.Tuner.restore(str(tmp_path / "cut"), trainable=replay_curve)
+        _tuner(tmp_path, "cut", callbacks).fit()
+    if damaged:
+        files = newest_state(cut)[1]
+        next(f for f in files if f.name.startswith("experiment_state-")).write_text("")
+    assert (check_or_repair(cut) is not None) == damaged
+    restored = tune.Tuner.restore(str(cut), trainable=replay_curve)
     grid = restored.fit()
     assert {r.config["curve"]: r.metrics["training_iteration"] for r in grid} == last_t
     assert _decisions(tmp_path / "cut") == _decisions(folder)
