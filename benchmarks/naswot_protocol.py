@@ -155,10 +155,11 @@ def top_up(
     seen = {r["arch"] for r in records}
     cached = [r for r in load_cache(cache, meta) if r["arch"] not in seen]
     cached = list({r["arch"]: r for r in cached}.values())
+    used = min(len(cached), max(0, pool - len(records)))  # cached records in the pool
     records = records + cached
     missing = pool - len(records)
     if missing <= 0:
-        return records[:pool], 0, len(cached)
+        return records[:pool], 0, used
     table = nb201.table()
     seen = {r["arch"] for r in records}
     order = np.random.default_rng(seed).permutation(len(table))
