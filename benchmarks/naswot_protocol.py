@@ -82,37 +82,35 @@ def cache_path(cache: str, meta: dict, worker: int | str) -> str:
 def load_cache(cache: str | None, meta: dict) -> list[dict]:
     """Records appended to ``cache`` by earlier (possibly interrupted) runs with ``meta``.
 
-    A last line cut short by a crash is skipped; anything else unreadable is an error.
+    A last line cut short by a crash is cut from its file, so the next append starts a
+    fresh line; any other unreadable line is an error naming it.
     """
     if not cache:
         return []
     records = []
     for path in sorted(glob.glob(cache_path(cache, meta, "*"))):
-        with open(path) as fh:
-            lines = fh.read().split("\n")
-        for i, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                if i < len(lines) - 1:  # only an unterminated last line is a cut write
-                    raise SystemExit(f"{path}:{i + 1}: not a JSON record ({exc})") from None
+        with open(path, "rb+") as fh:
+            data = fh.read()
+            if data and not data.endswith(b"\n"):
+                data = data[: data.rfind(b"\n") + 1]
+                fh.truncate(len(data))
+        for i, line in enumerate(data.decode().splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise SystemExit(f"{path}:{i}: not a JSON record ({exc})") from None
     return records
 
 
 def _score_shard(
     archs: list[str], meta: dict, root: str, threads: int, cache_file: str | None, label: str
 ) -> list[dict]:
-    """One worker: score ``archs`` on ``threads`` torch threads, appending to ``cache_file``."""
+    """One worker: score ``archs`` on ``threads`` torch threads, appending to ``cache_file``
+    (already cleaned of a cut last line by ``load_cache``)."""
     torch.set_num_threads(threads)
     inputs, targets, _, _ = load_batch("cifar10", root, meta["seed"], meta["batch_size"])
     bench.warm_up([PROXY], inputs, targets)
-    if cache_file and os.path.exists(cache_file):
-        with open(cache_file, "rb+") as raw:  # drop a last line cut short by a crash
-            data = raw.read()
-            if data and not data.endswith(b"\n"):
-                raw.truncate(data.rfind(b"\n") + 1)
     with contextlib.ExitStack() as stack:
         sink = None
         if cache_file:
@@ -183,7 +181,7 @@ def top_up(
                 for k in range(workers)
             ]
             new = [r for f in futures for r in f.result()]
-    return records + new, len(new), len(cached)
+    return records + new, len(new), used
 
 
 def pool_rho(scores: np.ndarray, accs: np.ndarray, finite_only: bool = False) -> float:

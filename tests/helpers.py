@@ -8,6 +8,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
+#: The genuine CIFAR-10 subset: $RAYNAS_DATA, else the shared data folder next to the repo.
+CIFAR_ROOT = Path(os.environ.get("RAYNAS_DATA") or REPO.parent / "shared" / "data")
+HAS_CIFAR = (CIFAR_ROOT / "cifar-10-mini").is_dir() or bool(os.environ.get("RAYNAS_DATA"))
 
 
 def cli_env() -> dict[str, str]:

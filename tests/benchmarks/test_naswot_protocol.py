@@ -10,12 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import CIFAR_ROOT, HAS_CIFAR, REPO
 
-CIFAR_ROOT = Path(os.environ.get("RAYNAS_DATA") or REPO.parent / "shared" / "data")
 pytestmark = pytest.mark.skipif(
-    not (CIFAR_ROOT / "cifar-10-mini").is_dir() and not os.environ.get("RAYNAS_DATA"),
-    reason="CIFAR-10 subset not found (set RAYNAS_DATA)",
+    not HAS_CIFAR, reason="CIFAR-10 subset not found (set RAYNAS_DATA)"
 )
 SMALL = ["--C", "4", "--N", "1", "--batch-size", "8", "--sizes", "2", "5", "--repeats", "5"]
 

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO
+from helpers import CIFAR_ROOT, HAS_CIFAR
 
 from raynas import data
 
-CIFAR_ROOT = Path(os.environ.get("RAYNAS_DATA") or REPO.parent / "shared" / "data")
 needs_cifar = pytest.mark.skipif(
-    not (CIFAR_ROOT / "cifar-10-mini").is_dir() and not os.environ.get("RAYNAS_DATA"),
-    reason="CIFAR-10 subset not found (set RAYNAS_DATA)",
+    not HAS_CIFAR, reason="CIFAR-10 subset not found (set RAYNAS_DATA)"
 )
 
 
