@@ -24,9 +24,11 @@ Trials run asynchronously, so which results a rung decision sees depends on the 
 arrive, and that depends on the machine's load: the same seed is not exactly reproducible
 (seed 2's ASHA run at grace 3 consumed 716 epochs in one run and 782 in another).
 
-Also, from the table alone: Spearman rank correlation with the final val_acc of TSE (sum of
-epoch losses so far; lower is better, so -TSE), TSE-EMA, TSE-E (E=1, last epoch's train
-loss, what the TSE scheduler ranks by) and val_acc at epochs 1, 2, 3, 5, 10; and LCE's
+Also, from the table alone: how much of the spread of the final val_acc is validation-set
+sampling noise (``measurement_noise``: with few validation images the FIFO winner is partly
+luck, which no early-stopping rule can foresee); Spearman rank correlation with the final
+val_acc of TSE (sum of epoch losses so far; lower is better, so -TSE), TSE-EMA, TSE-E (E=1,
+last epoch's train loss) and val_acc at epochs 1, 2, 3, 5, 10; and LCE's
 prediction error (mean absolute, points) of the final val_acc from the first 25% and 50% of
 each curve (``raynas.estimators.curves.predict``, fast and mcmc methods).
 """
@@ -220,6 +222,28 @@ def rank_correlations(table, epochs=(1, 2, 3, 5, 10)):
     return epochs, rows
 
 
+def measurement_noise(table, floor=20.0):
+    """How much of the spread of the final val_acc is validation-set sampling noise.
+
+    The number of validation images ``n`` is inferred from the resolution of the stored
+    val_acc (100 k / n %: the smallest gap between distinct stored values). For the cells
+    whose final val_acc is above ``floor`` (10 classes: cells without a path from input to
+    output stay near 10%), compares the observed sd of the final val_acc with the binomial
+    sampling sd sqrt(p (1 - p) / n) of one measurement. Returns (n, cells, observed sd,
+    sampling sd, implied sd between architectures, reliability = its share of the variance).
+    """
+    values = np.unique(np.round(table.frame()["val_acc"].to_numpy(dtype=float), 6))
+    gaps = np.diff(values)
+    n = int(round(100 / gaps[gaps > 1e-6].min())) if len(values) > 1 else 0
+    final = np.array(list(table.final("val_acc").values()))
+    final = final[final > floor]
+    p = final / 100
+    sampling = 100 * math.sqrt(np.mean(p * (1 - p)) / n) if n else math.nan
+    observed = float(final.std(ddof=1))
+    between = math.sqrt(max(observed**2 - sampling**2, 0.0))
+    return n, len(final), observed, sampling, between, between**2 / observed**2
+
+
 def lce_errors(table, fractions=(0.25, 0.5), methods=("fast", "mcmc"), mcmc_archs=20):
     """Mean absolute error (points) of LCE's predicted final val_acc per fraction and method."""
     out = {}
@@ -319,6 +343,13 @@ def main(argv=None) -> None:
         f"table: {table.path} ({len(table)} architectures x {table.epochs} epochs); "
         f"best final val_acc {max(final.values()):.2f}, "
         f"median {np.median(list(final.values())):.2f}"
+    )
+    n_val, cells, observed, sampling, between, reliability = measurement_noise(table)
+    out(
+        f"final val_acc of the {cells} cells above 20%: sd {observed:.2f} points; one "
+        f"measurement on {n_val} validation images (inferred from the stored resolution) has "
+        f"a sampling sd of {sampling:.2f}, leaving {between:.2f} between architectures "
+        f"(reliability {reliability:.2f})"
     )
     n_archs = args.archs or len(table)
     out(
