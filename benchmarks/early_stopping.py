@@ -244,6 +244,19 @@ def measurement_noise(table, floor=20.0):
     return n, len(final), observed, sampling, between, between**2 / observed**2
 
 
+def nb201_agreement(table) -> tuple[int, float]:
+    """Spearman of the stored final val_acc with the NB201 table's 12-epoch CIFAR-10 test
+    accuracy of the same cells (how far the small-scale curves rank like full training)."""
+    from raynas.benchmarks import nb201
+
+    reference = nb201.table()
+    final = table.final("val_acc")
+    archs = list(final)
+    ours = [final[a] for a in archs]
+    theirs = [reference.lookup(a).test_acc for a in archs]
+    return len(archs), float(stats.spearmanr(ours, theirs).statistic)
+
+
 def lce_errors(table, fractions=(0.25, 0.5), methods=("fast", "mcmc"), mcmc_archs=20):
     """Mean absolute error (points) of LCE's predicted final val_acc per fraction and method."""
     out = {}
@@ -292,65 +305,8 @@ def lce_errors(table, fractions=(0.25, 0.5), methods=("fast", "mcmc"), mcmc_arch
 # --- main --------------------------------------------------------------------------------------
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument(
-        "--archs",
-        type=int,
-        default=None,
-        help="random subset of stored archs per seed (default: all)",
-    )
-    parser.add_argument("--schedulers", default=",".join(DEFAULT))
-    parser.add_argument(
-        "--fifo-tuner-seeds",
-        type=int,
-        default=1,
-        help="seeds whose FIFO run goes through a Tuner (checked against the table); FIFO "
-        "never stops a trial, so for the other seeds its outcome is read off the table",
-    )
-    parser.add_argument("--max-concurrent", type=int, default=4)
-    parser.add_argument("--cpu", type=float, default=0.25, help="CPUs per trial")
-    parser.add_argument("--num-cpus", type=int, default=2, help="logical CPUs of the local Ray")
-    parser.add_argument("--table", default=None, help="curve table (default: the shipped one)")
-    parser.add_argument(
-        "--mcmc-archs",
-        type=int,
-        default=20,
-        help="curves the (slow) mcmc prediction error is measured on",
-    )
-    parser.add_argument("--out", default=None, help="also write the printed text here")
-    args = parser.parse_args(argv)
-    names = args.schedulers.split(",")
-    unknown = [n for n in names if n not in SETTINGS]
-    if unknown or "fifo" not in names:
-        parser.error(f"--schedulers must include fifo and be among {', '.join(SETTINGS)}")
-    table = curvedata.table(args.table)
-    if table.epochs != MAX_T:
-        parser.error(f"the table has {table.epochs} epochs; this benchmark expects {MAX_T}")
-    final = table.final("val_acc")
-    lines: list[str] = []
-
-    def out(text: str = "") -> None:
-        print(text, flush=True)
-        lines.append(text)
-
-    out(
-        "$ python benchmarks/early_stopping.py "
-        + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    )
-    out(
-        f"table: {table.path} ({len(table)} architectures x {table.epochs} epochs); "
-        f"best final val_acc {max(final.values()):.2f}, "
-        f"median {np.median(list(final.values())):.2f}"
-    )
-    n_val, cells, observed, sampling, between, reliability = measurement_noise(table)
-    out(
-        f"final val_acc of the {cells} cells above 20%: sd {observed:.2f} points; one "
-        f"measurement on {n_val} validation images (inferred from the stored resolution) has "
-        f"a sampling sd of {sampling:.2f}, leaving {between:.2f} between architectures "
-        f"(reliability {reliability:.2f})"
-    )
+def run_schedulers(args, names, table, final, out) -> None:
+    """The Tuner runs: every scheduler in ``names`` for every seed; prints the table."""
     n_archs = args.archs or len(table)
     out(
         f"{args.seeds} seeds of trial order, {n_archs} architectures per seed"
@@ -431,6 +387,78 @@ def main(argv=None) -> None:
     )
     out()
 
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument(
+        "--archs",
+        type=int,
+        default=None,
+        help="random subset of stored archs per seed (default: all)",
+    )
+    parser.add_argument("--schedulers", default=",".join(DEFAULT))
+    parser.add_argument(
+        "--fifo-tuner-seeds",
+        type=int,
+        default=1,
+        help="seeds whose FIFO run goes through a Tuner (checked against the table); FIFO "
+        "never stops a trial, so for the other seeds its outcome is read off the table",
+    )
+    parser.add_argument("--max-concurrent", type=int, default=4)
+    parser.add_argument("--cpu", type=float, default=0.25, help="CPUs per trial")
+    parser.add_argument("--num-cpus", type=int, default=2, help="logical CPUs of the local Ray")
+    parser.add_argument("--table", default=None, help="curve table (default: the shipped one)")
+    parser.add_argument(
+        "--mcmc-archs",
+        type=int,
+        default=20,
+        help="curves the (slow) mcmc prediction error is measured on",
+    )
+    parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="only the analyses of the table (no Tuner runs), e.g. of another --table",
+    )
+    parser.add_argument("--out", default=None, help="also write the printed text here")
+    args = parser.parse_args(argv)
+    names = args.schedulers.split(",")
+    unknown = [n for n in names if n not in SETTINGS]
+    if unknown or "fifo" not in names:
+        parser.error(f"--schedulers must include fifo and be among {', '.join(SETTINGS)}")
+    table = curvedata.table(args.table)
+    if table.epochs != MAX_T:
+        parser.error(f"the table has {table.epochs} epochs; this benchmark expects {MAX_T}")
+    final = table.final("val_acc")
+    lines: list[str] = []
+
+    def out(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    out(
+        "$ python benchmarks/early_stopping.py "
+        + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    )
+    out(
+        f"table: {table.path} ({len(table)} architectures x {table.epochs} epochs); "
+        f"best final val_acc {max(final.values()):.2f}, "
+        f"median {np.median(list(final.values())):.2f}"
+    )
+    n_val, cells, observed, sampling, between, reliability = measurement_noise(table)
+    out(
+        f"final val_acc of the {cells} cells above 20%: sd {observed:.2f} points; one "
+        f"measurement on {n_val} validation images (inferred from the stored resolution) has "
+        f"a sampling sd of {sampling:.2f}, leaving {between:.2f} between architectures "
+        f"(reliability {reliability:.2f})"
+    )
+    cells, rho = nb201_agreement(table)
+    out(
+        f"final val_acc vs the NB201 table's 12-epoch CIFAR-10 test accuracy of the same "
+        f"{cells} cells: Spearman {rho:.3f}"
+    )
+    if not args.table_only:
+        run_schedulers(args, names, table, final, out)
     epochs, corr = rank_correlations(table)
     out(f"Spearman correlation with final (epoch {table.epochs}) val_acc, {len(table)} archs:")
     out(f"{'estimator':34s}" + "".join(f"{'ep ' + str(e):>8s}" for e in epochs))

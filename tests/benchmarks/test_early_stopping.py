@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from helpers import REPO
 
-from raynas.benchmarks import curves
+from raynas.benchmarks import curves, nb201
 
 
 @pytest.fixture(scope="module")
@@ -24,29 +26,35 @@ def bench():
     return module
 
 
-def _table(tmp_path, n_val: int, arch_sd: float, archs: int = 300, seed: int = 0):
-    """Curves whose final val_acc is a true accuracy (sd ``arch_sd`` between architectures)
-    measured on ``n_val`` images (binomial); two cells stuck at chance."""
+def _table(tmp_path, n_val: int, arch_sd: float, archs: int = 300, epochs: int = 2, seed=0):
+    """Curves of real NB201 cells whose final val_acc is a true accuracy (sd ``arch_sd``
+    between architectures) measured on ``n_val`` images (binomial); two cells at chance."""
     rng = np.random.default_rng(seed)
+    names = nb201.table().arch_strs[:archs]
     truth = np.clip(rng.normal(0.45, arch_sd / 100, archs), 0.05, 0.95)
     truth[:2] = 0.1
     rows = []
-    for i, p in enumerate(truth):
-        for epoch in (1, 2):
-            acc = 100 * rng.binomial(n_val, p * (0.8 if epoch == 1 else 1.0)) / n_val
+    for arch, p in zip(names, truth, strict=True):
+        tse = tse_ema = 0.0
+        for epoch in range(1, epochs + 1):
+            scale = (1 - 0.5 / (epoch + 1)) / (1 - 0.5 / (epochs + 1))
+            loss = 2.0 / epoch + rng.normal(0, 0.05)
+            tse, tse_ema = tse + loss, (0.9 * tse_ema + 0.1 * loss if epoch > 1 else loss)
             rows.append(
                 {
-                    "arch": f"a{i}",
+                    "arch": arch,
                     "seed": 0,
                     "epoch": epoch,
-                    "train_loss": 2.0 / epoch,
-                    "val_acc": acc,
+                    "train_loss": loss,
+                    "tse": tse,
+                    "tse_ema": tse_ema,
+                    "val_acc": 100 * rng.binomial(n_val, p * scale) / n_val,
                     "cost_s": 1.0,
                 }
             )
     path = tmp_path / f"t{n_val}.parquet"
     pd.DataFrame(rows).to_parquet(path)
-    return curves.table(path)
+    return path
 
 
 @pytest.mark.parametrize("n_val, arch_sd", [(1000, 0.5), (5000, 2.0)])
@@ -54,10 +62,34 @@ def test_measurement_noise_infers_the_validation_size_and_splits_the_variance(
     bench, tmp_path, n_val, arch_sd
 ):
     n, cells, observed, sampling, between, reliability = bench.measurement_noise(
-        _table(tmp_path, n_val, arch_sd)
+        curves.table(_table(tmp_path, n_val, arch_sd))
     )
     assert n == n_val
     assert cells == 298  # the two chance-level cells are left out
     assert sampling == pytest.approx(100 * math.sqrt(0.45 * 0.55 / n_val), rel=0.05)
     assert between == pytest.approx(arch_sd, abs=0.35)
     assert reliability == pytest.approx(arch_sd**2 / (arch_sd**2 + sampling**2), abs=0.15)
+
+
+def test_table_only_prints_the_analyses_of_another_table_without_tuners(tmp_path):
+    path = _table(tmp_path, 2000, 2.0, archs=40, epochs=20)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "early_stopping.py"),
+            "--table",
+            str(path),
+            "--table-only",
+            "--mcmc-archs",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "one measurement on 2000 validation images" in out
+    assert "12-epoch CIFAR-10 test accuracy of the same 40 cells: Spearman" in out
+    assert "Spearman correlation with final (epoch 20) val_acc, 40 archs" in out
+    assert "seeds of trial order" not in out  # no Tuner ran
