@@ -9,8 +9,9 @@ keeps the trials that reported all ``trainable.options.epochs`` epochs (a trial 
 checkpoint may repeat an epoch: the last report of each epoch is kept). ``seed`` is the
 trainable's training seed. An architecture sampled twice with the same seed is kept once (the
 first trial by id). Columns: arch, seed, epoch, train_loss, train_acc, val_loss, val_acc,
-tse, tse_ema, params_m, flops_m, cost_s. Prints what it kept and dropped; the written file is
-read back with ``raynas.benchmarks.curves.table`` as a check.
+tse, tse_ema (both recomputed here from train_loss with ``raynas.estimators.tse``, the
+trainable's ``tse_ema_decay``), params_m, flops_m, cost_s. Prints what it kept and dropped;
+the written file is read back with ``raynas.benchmarks.curves.table`` as a check.
 """
 
 from __future__ import annotations
@@ -26,8 +27,20 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from raynas.benchmarks import curves  # noqa: E402
+from raynas.estimators import tse  # noqa: E402
 
 COLUMNS = ["arch", "seed", *curves.METRICS]
+
+
+def tse_columns(train_loss: pd.Series, decay: float) -> dict[str, list[float]]:
+    """``tse`` and ``tse_ema`` recomputed from a curve's per-epoch training losses with
+    ``raynas.estimators.tse``, so the shipped columns follow the current definitions whatever
+    raynas version trained the curves (TSE-EMA changed on 2026-11-29)."""
+    losses = train_loss.astype(float).tolist()
+    return {
+        "tse": [tse.tse(losses[: i + 1]) for i in range(len(losses))],
+        "tse_ema": [tse.tse_ema(losses[: i + 1], decay) for i in range(len(losses))],
+    }
 
 
 def collect(exp_dir: Path, seen: set[str] | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -39,6 +52,7 @@ def collect(exp_dir: Path, seen: set[str] | None = None) -> tuple[pd.DataFrame, 
         raise SystemExit(f"{exp_dir}: not a `train` experiment ({config['trainable']['name']})")
     epochs = int(options.get("epochs", 10))
     seed = int(options.get("seed", 0))
+    decay = float(options.get("tse_ema_decay", 0.9))
     frames, counts = [], {"trials": 0, "complete": 0, "incomplete": 0, "duplicate_arch": 0}
     seen = set() if seen is None else seen
     for progress in sorted(exp_dir.glob("*/progress.csv")):
@@ -61,7 +75,7 @@ def collect(exp_dir: Path, seen: set[str] | None = None) -> tuple[pd.DataFrame, 
             continue
         seen.add(arch)
         counts["complete"] += 1
-        frame = frame.assign(seed=seed)
+        frame = frame.assign(seed=seed, **tse_columns(frame["train_loss"], decay))
         frames.append(frame[[c for c in COLUMNS if c in frame.columns]])
     if not frames:
         raise SystemExit(f"{exp_dir}: no trial reported all {epochs} epochs")

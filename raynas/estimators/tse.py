@@ -6,7 +6,12 @@ network trains, the better it tends to generalise. Lower is better. Variants:
 - ``tse``: the sum over all epochs so far;
 - ``tse_e``: the sum over the last E epochs (TSE-E; the paper finds E = 1 works best,
   which discards the noisy early epochs);
-- ``tse_ema``: an exponential moving average of the epoch losses (TSE-EMA).
+- ``tse_ema``: TSE-EMA, the exponentially weighted sum ``sum_t gamma**(T - t) * loss_t``
+  (the paper's definition): every epoch counts, later epochs more. The authors' released
+  rank-correlation script computes a recency-weighted moving average instead (weight 0.9 on
+  the newest epoch); both weight later epochs more than earlier ones. raynas before
+  2026-11-29 computed the opposite, a moving average that kept 0.9 of the old value and
+  was therefore dominated by the first, least informative epochs (at epoch 4: 73% epoch 1).
 
 Non-finite losses (a diverged run) make the estimate ``inf``: the worst possible.
 """
@@ -34,10 +39,10 @@ def tse_e(losses: Sequence[float], window: int = 1) -> float:
 
 
 def tse_ema(losses: Sequence[float], decay: float = 0.9) -> float:
-    """Exponential moving average of the per-epoch losses (first epoch: its own loss)."""
+    """TSE-EMA: ``sum_t decay**(T - t) * loss_t`` over the per-epoch losses (T the last)."""
     if not 0 <= decay < 1:
         raise ValueError(f"decay must be in [0, 1), got {decay!r}")
-    value = math.nan
-    for i, loss in enumerate(losses):
-        value = float(loss) if i == 0 else decay * value + (1 - decay) * float(loss)
+    value = 0.0
+    for loss in losses:
+        value = decay * value + float(loss)
     return _finite_or_inf(value) if losses else math.nan

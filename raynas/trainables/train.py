@@ -9,9 +9,9 @@ A trial restarted from a checkpoint (failure retry, PAUSE, ``raynas resume``) pr
 same metrics as an uninterrupted run (CPU, fixed seed).
 
 ``tse`` is the Training Speed Estimate of Ru et al. (NeurIPS 2021): the sum over the epochs so
-far of each epoch's mean training loss; ``tse_ema`` the exponential moving average of those
-epoch losses (``tse_ema_decay``). A non-finite training loss ends the trial with
-``FloatingPointError``; the experiment goes on.
+far of each epoch's mean training loss; ``tse_ema`` its TSE-EMA, those losses summed with
+weight ``tse_ema_decay**(T - t)`` (later epochs weigh more). A non-finite training loss ends
+the trial with ``FloatingPointError``; the experiment goes on.
 """
 
 from __future__ import annotations
@@ -266,9 +266,8 @@ class Trainer:
         self.epoch += 1
         self.tse += train_loss
         decay = self.options.tse_ema_decay
-        self.tse_ema = (
-            train_loss if self.tse_ema is None else decay * self.tse_ema + (1 - decay) * train_loss
-        )
+        # TSE-EMA as Ru et al. define it: sum_t decay**(T - t) * loss_t (raynas.estimators.tse)
+        self.tse_ema = (0.0 if self.tse_ema is None else decay * self.tse_ema) + train_loss
         val_loss, val_acc = self.evaluate("val")
         metrics: dict[str, Any] = {
             "epoch": self.epoch,

@@ -39,7 +39,7 @@ def _table(tmp_path, n_val: int, arch_sd: float, archs: int = 300, epochs: int =
         for epoch in range(1, epochs + 1):
             scale = (1 - 0.5 / (epoch + 1)) / (1 - 0.5 / (epochs + 1))
             loss = 2.0 / epoch + rng.normal(0, 0.05)
-            tse, tse_ema = tse + loss, (0.9 * tse_ema + 0.1 * loss if epoch > 1 else loss)
+            tse, tse_ema = tse + loss, 0.9 * tse_ema + loss
             rows.append(
                 {
                     "arch": arch,

@@ -57,7 +57,11 @@ def test_rungs_are_grace_times_eta_powers_below_max_t():
 def test_tse_estimators():
     assert tse([1.0, 0.5, 0.25]) == 1.75
     assert tse_e([1.0, 0.5, 0.25], 2) == 0.75
+    # TSE-EMA = sum_t gamma**(T - t) * loss_t: the last epoch has weight 1, earlier ones less
     assert tse_ema([1.0, 0.0], 0.9) == pytest.approx(0.9)
+    assert tse_ema([0.0, 1.0], 0.9) == pytest.approx(1.0)
+    assert tse_ema([2.0, 1.0, 0.5], 0.5) == pytest.approx(0.5 * 0.5 * 2.0 + 0.5 * 1.0 + 0.5)
+    assert tse_ema([1.0, math.inf], 0.9) == math.inf
     assert tse_e([1.0, math.nan], 1) == math.inf
 
 

@@ -40,9 +40,8 @@ def test_reports_standard_metrics_and_tse():
         assert key in second
     assert second["epoch"] == 2 and second["arch"] == ARCH
     assert second["tse"] == pytest.approx(first["train_loss"] + second["train_loss"])
-    assert second["tse_ema"] == pytest.approx(
-        0.9 * first["train_loss"] + 0.1 * second["train_loss"]
-    )
+    # TSE-EMA (Ru et al.): sum_t 0.9**(T - t) * loss_t: the newer epoch weighs more
+    assert second["tse_ema"] == pytest.approx(0.9 * first["train_loss"] + second["train_loss"])
     assert second["train_loss"] < first["train_loss"]
 
 
