@@ -305,6 +305,15 @@ def lce_errors(table, fractions=(0.25, 0.5), methods=("fast", "mcmc"), mcmc_arch
 # --- main --------------------------------------------------------------------------------------
 
 
+def paired_with(results, name: str, peer: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-seed differences ``name`` minus ``peer``: (epochs, regret). The regret difference
+    is the peer's best final minus this one's (FIFO's best cancels)."""
+    rows, base = results[name], results[peer]
+    epochs = np.array([r[0] - b[0] for r, b in zip(rows, base, strict=True)], dtype=float)
+    regret = np.array([b[1] - r[1] for r, b in zip(rows, base, strict=True)], dtype=float)
+    return epochs, regret
+
+
 def run_schedulers(args, names, table, final, out) -> None:
     """The Tuner runs: every scheduler in ``names`` for every seed; prints the table."""
     n_archs = args.archs or len(table)
@@ -386,6 +395,27 @@ def run_schedulers(args, names, table, final, out) -> None:
         "± sd over seeds; decision ms: median of on_trial_result over all results)"
     )
     out()
+    if "asha" in names and len(fifo) > 1:
+        out("paired with ASHA, seed by seed (the same trial order and architectures):")
+        out(
+            f"{'scheduler':9s} {'epochs diff':>11s} {'regret diff':>15s} {'better':>6s} "
+            f"{'worse':>5s} {'Wilcoxon p':>10s}"
+        )
+        for name in names:
+            if name in ("fifo", "asha"):
+                continue
+            d_epochs, d_regret = paired_with(results, name, "asha")
+            p = stats.wilcoxon(d_regret).pvalue if np.any(d_regret) else 1.0
+            out(
+                f"{name:9s} {d_epochs.mean():11.1f} {d_regret.mean():6.2f} ± "
+                f"{d_regret.std(ddof=1) / math.sqrt(len(d_regret)):6.2f} "
+                f"{int((d_regret < 0).sum()):6d} {int((d_regret > 0).sum()):5d} {p:10.3f}"
+            )
+        out(
+            "(diff = scheduler minus ASHA, mean ± standard error over seeds; better/worse: seeds "
+            "with lower/higher regret than ASHA; two-sided Wilcoxon signed-rank test on regret)"
+        )
+        out()
 
 
 def main(argv=None) -> None:

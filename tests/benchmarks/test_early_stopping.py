@@ -93,3 +93,15 @@ def test_table_only_prints_the_analyses_of_another_table_without_tuners(tmp_path
     assert "12-epoch CIFAR-10 test accuracy of the same 40 cells: Spearman" in out
     assert "Spearman correlation with final (epoch 20) val_acc, 40 archs" in out
     assert "seeds of trial order" not in out  # no Tuner ran
+
+
+def test_paired_with_asha_differences_are_per_seed_and_signed(bench):
+    # per seed: (epochs, best final, decision ms, wall s)
+    results = {
+        "asha": [(800, 48.0, [], 1.0), (820, 47.5, [], 1.0)],
+        "tse": [(760, 47.8, [], 1.0), (780, 47.9, [], 1.0)],
+    }
+    epochs, regret = bench.paired_with(results, "tse", "asha")
+    assert epochs.tolist() == [-40.0, -40.0]
+    # seed 0: TSE's winner is 0.2 worse than ASHA's (more regret); seed 1: 0.4 better
+    assert regret == pytest.approx([0.2, -0.4])
