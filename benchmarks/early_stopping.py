@@ -305,13 +305,18 @@ def lce_errors(table, fractions=(0.25, 0.5), methods=("fast", "mcmc"), mcmc_arch
 # --- main --------------------------------------------------------------------------------------
 
 
+def per_seed(results, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Scheduler ``name``'s epochs consumed and best final val_acc, one entry per seed."""
+    rows = results[name]
+    return np.array([r[0] for r in rows], dtype=float), np.array([r[1] for r in rows])
+
+
 def paired_with(results, name: str, peer: str) -> tuple[np.ndarray, np.ndarray]:
     """Per-seed differences ``name`` minus ``peer``: (epochs, regret). The regret difference
     is the peer's best final minus this one's (FIFO's best cancels)."""
-    rows, base = results[name], results[peer]
-    epochs = np.array([r[0] - b[0] for r, b in zip(rows, base, strict=True)], dtype=float)
-    regret = np.array([b[1] - r[1] for r, b in zip(rows, base, strict=True)], dtype=float)
-    return epochs, regret
+    epochs, best = per_seed(results, name)
+    peer_epochs, peer_best = per_seed(results, peer)
+    return epochs - peer_epochs, peer_best - best
 
 
 def run_schedulers(args, names, table, final, out) -> None:
@@ -372,17 +377,16 @@ def run_schedulers(args, names, table, final, out) -> None:
         shutil.rmtree(storage, ignore_errors=True)
         ray.shutdown()
 
-    fifo = results["fifo"]
+    fifo_epochs, fifo_best = per_seed(results, "fifo")
     out(
         f"{'scheduler':9s} {'epochs':>8s} {'% FIFO':>7s} {'best final':>11s} {'regret':>13s} "
         f"{'worst regret':>12s} {'decision ms':>11s} {'run s':>6s}"
     )
     for name in names:
         rows = results[name]
-        epochs = np.array([r[0] for r in rows], dtype=float)
-        best = np.array([r[1] for r in rows])
-        regret = np.array([f[1] - r[1] for f, r in zip(fifo, rows, strict=True)])
-        frac = epochs / np.array([f[0] for f in fifo])
+        epochs, best = per_seed(results, name)
+        regret = fifo_best - best
+        frac = epochs / fifo_epochs
         ms = np.concatenate([r[2] for r in rows] + [[math.nan]])
         ms = ms[np.isfinite(ms)] if np.isfinite(ms).any() else ms
         out(
@@ -395,7 +399,7 @@ def run_schedulers(args, names, table, final, out) -> None:
         "± sd over seeds; decision ms: median of on_trial_result over all results)"
     )
     out()
-    if "asha" in names and len(fifo) > 1:
+    if "asha" in names and len(fifo_best) > 1:
         out("paired with ASHA, seed by seed (the same trial order and architectures):")
         out(
             f"{'scheduler':9s} {'epochs diff':>11s} {'regret diff':>15s} {'better':>6s} "
