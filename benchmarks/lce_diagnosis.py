@@ -7,6 +7,14 @@ and the probability of beating ``--reference`` (default: the best final value of
 minus 0.4, about the best of a random 100). A cell prints ``mean/P``; P < delta (0.05) is a stop.
 Also printed: the dataset's mean val_acc per epoch, the shape the families have to follow.
 
+Then, over every curve whose final val_acc is above ``--floor`` (default 20: cells that learn
+at all), the same fit after each t: the Spearman correlation of the predicted final value with
+the real one, next to that of the plain val_acc at t, and the prediction error (real minus
+predicted: mean and sd) next to the spread (sd) of the real final values. LCE can only tell
+a good architecture from a bad one when its error is small against that spread, and it can
+only rank better than ASHA's comparison of values at the same t when its correlation is the
+higher one. ``--no-ranking`` skips this part (it fits every curve at every t).
+
 Usage::
 
     python benchmarks/lce_diagnosis.py --top 12 --method fast
@@ -15,11 +23,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Sequence
 
 import numpy as np
+from scipy import stats
 
 from raynas.benchmarks import curves as curve_data
 from raynas.estimators import curves
@@ -34,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--method", choices=("fast", "mcmc"), default="fast")
     parser.add_argument("--delta", type=float, default=0.05)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--floor", type=float, default=20.0, help="ranking: final val_acc above")
+    parser.add_argument("--no-ranking", action="store_true", help="skip the ranking table")
     args = parser.parse_args(argv)
 
     piv = (
@@ -83,7 +95,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"# {stops} of {fits} checks would stop a top-{args.top} curve; "
         f"{(time.perf_counter() - started) / fits * 1000:.0f} ms per fit"
     )
+    if not args.no_ranking:
+        print()
+        for line in ranking(piv, max_t, args.first, args.method, args.seed, args.floor):
+            print(line)
     return 0
+
+
+def fit_final(ys: np.ndarray, t: int, max_t: int, method: str, rng) -> float:
+    """LCE's predicted value at ``max_t`` from the first ``t`` values (NaN: no family fits)."""
+    x = np.arange(1, t + 1, dtype=float)
+    pred = curves.predict(
+        x, ys[:t], max_t, float(ys[:t].max()), mode="max", method=method, bounds=(0, 100), rng=rng
+    )
+    return math.nan if pred is None else float(pred.mean)
+
+
+def ranking(piv, max_t: int, first: int, method: str, seed: int, floor: float) -> list[str]:
+    """Lines of the ranking table: LCE's prediction against the plain value at each t."""
+    rows = piv[piv[max_t] > floor]
+    final = rows[max_t].to_numpy(dtype=float)
+    values = rows.to_numpy(dtype=float)
+    lines = [
+        f"# ranking over the {len(rows)} curves with final val_acc > {floor:g}: final val_acc "
+        f"sd {final.std(ddof=1):.2f} between architectures",
+        f"# LCE ({method}) predicted final vs plain val_acc at t: Spearman with the final "
+        "val_acc; LCE error = final minus predicted (mean, sd), over the curves that a family "
+        "fits",
+        f"{'t':>3} {'rho LCE':>8} {'rho val_acc':>11} {'error mean':>10} {'error sd':>8} "
+        f"{'no fit':>6}",
+    ]
+    for t in range(first, max_t):
+        predicted = np.array(
+            [
+                fit_final(ys, t, max_t, method, np.random.default_rng([seed, i, t]))
+                for i, ys in enumerate(values)
+            ]
+        )
+        ok = np.isfinite(predicted)
+        error = final[ok] - predicted[ok]
+        rho_lce = stats.spearmanr(predicted[ok], final[ok]).statistic
+        rho_val = stats.spearmanr(values[:, t - 1], final).statistic
+        lines.append(
+            f"{t:>3} {rho_lce:8.3f} {rho_val:11.3f} {error.mean():10.2f} {error.std(ddof=1):8.2f} "
+            f"{int((~ok).sum()):>6}"
+        )
+    return lines
 
 
 if __name__ == "__main__":

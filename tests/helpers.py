@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -22,6 +24,16 @@ def cli_env() -> dict[str, str]:
 
 
 RAYNAS = [sys.executable, "-m", "raynas.cli"]
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` imported as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        f"{name}_bench", REPO / "benchmarks" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def table_tuner(space, searcher, storage, name: str, num_samples: int, max_concurrent=1):

@@ -3,7 +3,6 @@ tests, which use the same ``curves`` trainable)."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import subprocess
 import sys
@@ -11,19 +10,14 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import REPO
+from helpers import REPO, load_benchmark
 
 from raynas.benchmarks import curves, nb201
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location(
-        "early_stopping_bench", REPO / "benchmarks" / "early_stopping.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("early_stopping")
 
 
 def _table(tmp_path, n_val: int, arch_sd: float, archs: int = 300, epochs: int = 2, seed=0):
