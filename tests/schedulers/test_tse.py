@@ -72,28 +72,61 @@ def test_rung_logic_keeps_best_fraction_by_tse(make_trial, drive):
         sched.on_trial_add(None, trial)
     stopped: set[str] = set()
     decisions = drive(sched, trials, round_robin("abcdef"), stopped)
-    # Rung 1, in arrival order (keep = max(1, floor(n / 3)), ties favour the newcomer):
-    # a first -> continue; b 2.0 vs {1.0}: rank 2 of 2 -> stop; c 0.5 best of 3 -> continue;
-    # d 3.0 rank 4 of 4 -> stop; e 0.8 rank 2 of 5, keep 1 -> stop; f 1.5 rank 4 of 6 -> stop.
+    # Rung 1, in arrival order; cut-off = the 1/3 quantile (linear) of the earlier TSEs:
+    # a first -> continue; b 2.0 vs {1.0}: cut-off 1.0 -> stop; c 0.5 vs {1, 2}: 1.33 ->
+    # continue; d 3.0 vs {0.5, 1, 2}: 0.83 -> stop; e 0.8 vs {0.5, 1, 2, 3}: 1.0 -> continue;
+    # f 1.5 vs {0.5, 0.8, 1, 2, 3}: 0.87 -> stop.
     assert {n: decisions[(n, 1)] for n in "abcdef"} == {
         "a": "CONTINUE",
         "b": "STOP",
         "c": "CONTINUE",
         "d": "STOP",
-        "e": "STOP",
+        "e": "CONTINUE",
         "f": "STOP",
     }
-    # Rung 3: a (1/3) first -> continue, c (0.5/3) better -> continue; both reach max_t.
+    # Rung 3 (losses / 3): a first -> continue; c 0.167 vs {0.333} -> continue;
+    # e 0.267 vs {0.167, 0.333}: cut-off 0.222 -> stop. a and c stop at max_t.
     assert decisions[("a", 3)] == decisions[("c", 3)] == "CONTINUE"
+    assert decisions[("e", 3)] == "STOP"
     assert decisions[("a", 9)] == decisions[("c", 9)] == "STOP"
     assert stopped == set("abcdef")
-    record = next(
-        r
-        for r in read_decisions(trials["a"].storage.experiment_fs_path)
-        if r["trial_id"] == "e" and r["t"] == 1
+    records = {
+        (r["trial_id"], r["t"]): r for r in read_decisions(trials["a"].storage.experiment_fs_path)
+    }
+    record = records[("e", 1)]
+    assert (record["rank"], record["n"], record["cutoff"]) == (2, 5, 1.0)
+    assert record["reason"] == (
+        "rung 1: TSE 0.8 ranks 2 of 5; continue: at or below the cut-off 1, the 1/3 quantile "
+        "of the 4 earlier finite TSEs"
     )
-    assert (record["rank"], record["n"], record["keep"], record["cutoff"]) == (2, 5, 1, 0.5)
-    assert "rung 1: TSE 0.8 ranks 2 of 5; stop: best 1 kept (cut-off 0.5)" == record["reason"]
+    assert records[("e", 3)]["cutoff"] == pytest.approx(0.5 / 3 + (1 - 0.5) / 3 / 3)
+
+
+@pytest.mark.parametrize("eta", [2, 3, 4])
+def test_same_decisions_as_tunes_asha_on_the_negated_tse(make_trial, drive, eta):
+    # The rule is Tune's ASHA's: ASHA ranking -train_loss must decide exactly as TSE-E (E=1).
+    from ray.tune.schedulers import ASHAScheduler
+
+    names = "abcdefgh"
+    asha = ASHAScheduler(
+        time_attr="training_iteration",
+        metric="neg_loss",
+        mode="max",
+        max_t=9,
+        grace_period=1,
+        reduction_factor=eta,
+    )
+    ours = make_tse(reduction_factor=eta)
+    schedule = [(n, {**r, "neg_loss": -r["train_loss"]}) for n, r in round_robin(names, max_t=9)]
+    decisions = []
+    for sched, experiment in ((asha, "asha"), (ours, "tse")):
+        trials = {n: make_trial(n, experiment) for n in names}
+        for trial in trials.values():
+            sched.on_trial_add(None, trial)
+        decisions.append(drive(sched, trials, schedule, set()))
+    theirs, mine = decisions
+    assert mine == theirs
+    assert "STOP" in {d for (_, t), d in mine.items() if t < 9}  # some trial stops early
 
 
 def test_lower_tse_wins_whatever_the_mode(make_trial, drive):
@@ -139,7 +172,7 @@ def test_nan_loss_ranks_worst_and_missing_loss_defers(make_trial, drive):
     assert decisions[("a", 1)] == "CONTINUE"  # first at the rung
     assert decisions[("b", 1)] == "CONTINUE"  # 5.0 beats a diverged run
     assert decisions[("c", 1)] == "CONTINUE"  # no loss yet: decided at the next result
-    assert decisions[("c", 2)] == "STOP"  # 9.0 at rung 1: rank 2 of 3 (nan last)
+    assert decisions[("c", 2)] == "STOP"  # 9.0 at rung 1: cut-off 5.0 (the nan left out)
 
 
 def test_unknown_and_errored_trials_are_tolerated(make_trial):
@@ -216,8 +249,9 @@ def test_tse_in_tuner_stops_slow_trainers_and_logs_ranks(ray_address, tmp_path):
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="tse", verbose=0),
     ).fit()
     last_t = {r.config["name"]: r.metrics["training_iteration"] for r in grid}
-    # Sequential trials: a runs to the end first, then each must beat the best 1/3 at rung 1.
-    assert last_t == {"a": 9, "b": 1, "c": 9, "d": 1, "e": 1, "f": 1}
+    # Sequential trials: a runs to the end first, then each meets the cut-offs at rungs 1 and 3
+    # (see test_rung_logic_keeps_best_fraction_by_tse): e passes rung 1 but not rung 3.
+    assert last_t == {"a": 9, "b": 1, "c": 9, "d": 1, "e": 3, "f": 1}
     log = read_decisions(tmp_path / "tse")
     assert all("rank" in r for r in log if r.get("early"))
     assert "4 stopped early, 2 reached max_t" in summarise_decisions(tmp_path / "tse")
