@@ -6,11 +6,11 @@ same rung by Tune's ASHA rule, so that the two schedulers differ only in what th
 cut-off is the ``1 / reduction_factor`` quantile (numpy's linear interpolation) of the earlier
 trials' TSEs, and the trial continues if its TSE is at or below it. This keeps the best
 ``1 / reduction_factor`` of the trials in the long run and is more lenient while few trials
-have been recorded (the second trial continues only if it beats the first; the fifth of five
-continues if it is second best). Lower TSE is better, whatever the experiment's ``mode``: it
-ranks training speed, not the metric. The first trial at a rung always continues, as in
-Tune's ASHA. A diverged trial (NaN or infinite TSE) is left out of the cut-off and stops at a
-rung unless it is the first there.
+have been recorded (the second trial continues only if it is no worse than the first; the
+fifth of five continues if it is second best). Lower TSE is better, whatever the experiment's
+``mode``: it ranks training speed, not the metric. The first trial at a rung always
+continues, as in Tune's ASHA. A diverged trial (NaN or infinite TSE) is left out of the
+cut-off and stops at a rung unless it is the first there.
 
 Until 2026-11-29 the rule kept the best ``max(1, floor(n / reduction_factor))`` of the ``n``
 trials recorded (itself included), which is stricter than ASHA's while ``n`` is small; the
