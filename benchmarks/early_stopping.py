@@ -108,11 +108,16 @@ class TimedTSE(_Timed, TSEScheduler):
 #: (1,000 validation images), before dataset v4 existed, and are not tuned on v4. LCE: grace period
 #: 4, delta 0.05 (chosen on v3 by offline sequential replay: 38% of FIFO's epochs; grace 3 / delta
 #: 0.01 was no better, and rescaling the predictions by the errors seen on finished curves bought
-#: no regret within 40%). Other variants: "-g1" Tune's default grace period of 1 (eta 3), "tse-sum"
+#: no regret within 40%). Other variants: "-g1" Tune's default grace period of 1 (eta 3), "-g2"
+#: grace 2 (rungs 2, 6, 18; added 2026-11-29 after the rungs-4/12 results, to see whether TSE's
+#: better early ranking pays at earlier rungs), "tse-sum"
 #: ranks by the cumulative TSE, "tse-e1" by the last epoch's training loss (TSE-E with E=1).
 _RUNGS = {"max_t": MAX_T, "grace_period": 4, "reduction_factor": 3}
 _RUNGS_R10 = {"max_t": MAX_T, "grace_period": 4, "reduction_factor": 2.5}
 _RUNGS_G1 = {"max_t": MAX_T, "grace_period": 1, "reduction_factor": 3}
+_RUNGS_G2 = {"max_t": MAX_T, "grace_period": 2, "reduction_factor": 3}
+#: Name endings of the rung variants; a scheduler is paired with the ASHA of the same ending.
+RUNG_SUFFIXES = ("-r10", "-g1", "-g2")
 SETTINGS = {
     "fifo": (TimedFIFO, {}),
     "asha": (TimedASHA, {"time_attr": "training_iteration", **_RUNGS}),
@@ -138,6 +143,9 @@ SETTINGS = {
     "tse-r10": (TimedTSE, {**_RUNGS_R10, "tse_metric": "tse_ema"}),
     "asha-g1": (TimedASHA, {"time_attr": "training_iteration", **_RUNGS_G1}),
     "tse-g1": (TimedTSE, {**_RUNGS_G1, "tse_metric": "tse_ema"}),
+    "tse-e1-g1": (TimedTSE, {**_RUNGS_G1, "tse_metric": None, "E": 1}),
+    "asha-g2": (TimedASHA, {"time_attr": "training_iteration", **_RUNGS_G2}),
+    "tse-e1-g2": (TimedTSE, {**_RUNGS_G2, "tse_metric": None, "E": 1}),
 }
 #: Run when ``--schedulers`` is not given.
 DEFAULT = ("fifo", "asha", "median", "lce", "tse")
@@ -399,19 +407,21 @@ def run_schedulers(args, names, table, final, out) -> None:
         "± sd over seeds; decision ms: median of on_trial_result over all results)"
     )
     out()
-    if "asha" in names and len(fifo_best) > 1:
-        out("paired with ASHA, seed by seed (the same trial order and architectures):")
+    pairs = [
+        (name, asha_peer(name, names)) for name in names if not name.startswith(("fifo", "asha"))
+    ]
+    pairs = [(name, peer) for name, peer in pairs if peer is not None]
+    if pairs and len(fifo_best) > 1:
+        out("paired with ASHA at the same rungs, seed by seed (the same trial order and archs):")
         out(
-            f"{'scheduler':9s} {'epochs diff':>11s} {'regret diff':>15s} {'better':>6s} "
-            f"{'worse':>5s} {'Wilcoxon p':>10s}"
+            f"{'scheduler':9s} {'ASHA':>8s} {'epochs diff':>11s} {'regret diff':>15s} "
+            f"{'better':>6s} {'worse':>5s} {'Wilcoxon p':>10s}"
         )
-        for name in names:
-            if name in ("fifo", "asha"):
-                continue
-            d_epochs, d_regret = paired_with(results, name, "asha")
+        for name, peer in pairs:
+            d_epochs, d_regret = paired_with(results, name, peer)
             p = stats.wilcoxon(d_regret).pvalue if np.any(d_regret) else 1.0
             out(
-                f"{name:9s} {d_epochs.mean():11.1f} {d_regret.mean():6.2f} ± "
+                f"{name:9s} {peer:>8s} {d_epochs.mean():11.1f} {d_regret.mean():6.2f} ± "
                 f"{d_regret.std(ddof=1) / math.sqrt(len(d_regret)):6.2f} "
                 f"{int((d_regret < 0).sum()):6d} {int((d_regret > 0).sum()):5d} {p:10.3f}"
             )
@@ -420,6 +430,14 @@ def run_schedulers(args, names, table, final, out) -> None:
             "with lower/higher regret than ASHA; two-sided Wilcoxon signed-rank test on regret)"
         )
         out()
+
+
+def asha_peer(name: str, names) -> str | None:
+    """The ASHA run that shares ``name``'s rungs ("tse-e1-g2" -> "asha-g2"), if it ran; the
+    default "asha" for schedulers without a rung suffix."""
+    suffix = next((s for s in RUNG_SUFFIXES if name.endswith(s)), "")
+    peer = "asha" + suffix
+    return peer if peer in names else None
 
 
 def main(argv=None) -> None:

@@ -99,3 +99,17 @@ def test_paired_with_asha_differences_are_per_seed_and_signed(bench):
     assert epochs.tolist() == [-40.0, -40.0]
     # seed 0: TSE's winner is 0.2 worse than ASHA's (more regret); seed 1: 0.4 better
     assert regret == pytest.approx([0.2, -0.4])
+
+
+def test_each_scheduler_is_paired_with_the_asha_of_its_rungs(bench):
+    names = ["fifo", "asha", "asha-g2", "tse", "tse-e1-g2", "tse-g1", "lce"]
+    assert bench.asha_peer("tse", names) == "asha"
+    assert bench.asha_peer("lce", names) == "asha"
+    assert bench.asha_peer("tse-e1-g2", names) == "asha-g2"
+    assert bench.asha_peer("tse-g1", names) is None  # its ASHA (asha-g1) did not run
+    keys = ("max_t", "grace_period", "reduction_factor")
+    for name, (_, options) in bench.SETTINGS.items():  # a variant and its ASHA: equal rungs
+        if name.startswith("asha") or not name.endswith(bench.RUNG_SUFFIXES):
+            continue
+        peer = bench.asha_peer(name, list(bench.SETTINGS))
+        assert {k: options[k] for k in keys} == {k: bench.SETTINGS[peer][1][k] for k in keys}
