@@ -110,8 +110,8 @@ class TimedTSE(_Timed, TSEScheduler):
 #: 0.01 was no better, and rescaling the predictions by the errors seen on finished curves bought
 #: no regret within 40%). Other variants: "-g1" Tune's default grace period of 1 (eta 3), "-g2"
 #: grace 2 (rungs 2, 6, 18; added 2026-11-29 after the rungs-4/12 results, to see whether TSE's
-#: better early ranking pays at earlier rungs), "tse-sum"
-#: ranks by the cumulative TSE, "tse-e1" by the last epoch's training loss (TSE-E with E=1).
+#: better early ranking pays at earlier rungs), "tse-sum" ranks by the cumulative TSE, "tse-e1" by
+#: the last epoch's training loss (TSE-E with E=1).
 _RUNGS = {"max_t": MAX_T, "grace_period": 4, "reduction_factor": 3}
 _RUNGS_R10 = {"max_t": MAX_T, "grace_period": 4, "reduction_factor": 2.5}
 _RUNGS_G1 = {"max_t": MAX_T, "grace_period": 1, "reduction_factor": 3}

@@ -73,15 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ys = piv.loc[arch].to_numpy(dtype=float)
         cells = []
         for t in epochs:
-            pred = curves.predict(
-                np.arange(1, t + 1, dtype=float),
-                ys[:t],
-                max_t,
-                reference,
-                mode="max",
-                method=args.method,
-                bounds=(0, 100),
-                rng=np.random.default_rng([args.seed, t]),
+            pred = fit_prefix(
+                ys, t, max_t, reference, args.method, np.random.default_rng([args.seed, t])
             )
             fits += 1
             if pred is None:
@@ -102,13 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def fit_final(ys: np.ndarray, t: int, max_t: int, method: str, rng) -> float:
-    """LCE's predicted value at ``max_t`` from the first ``t`` values (NaN: no family fits)."""
+def fit_prefix(ys: np.ndarray, t: int, max_t: int, reference: float, method: str, rng):
+    """LCE's prediction at ``max_t`` from the first ``t`` values, as ``LCEScheduler`` fits it
+    (None: no family fits)."""
     x = np.arange(1, t + 1, dtype=float)
-    pred = curves.predict(
-        x, ys[:t], max_t, float(ys[:t].max()), mode="max", method=method, bounds=(0, 100), rng=rng
+    return curves.predict(
+        x, ys[:t], max_t, reference, mode="max", method=method, bounds=(0, 100), rng=rng
     )
-    return math.nan if pred is None else float(pred.mean)
 
 
 def ranking(piv, max_t: int, first: int, method: str, seed: int, floor: float) -> list[str]:
@@ -126,12 +119,13 @@ def ranking(piv, max_t: int, first: int, method: str, seed: int, floor: float) -
         f"{'no fit':>6}",
     ]
     for t in range(first, max_t):
-        predicted = np.array(
-            [
-                fit_final(ys, t, max_t, method, np.random.default_rng([seed, i, t]))
-                for i, ys in enumerate(values)
-            ]
-        )
+        preds = [
+            fit_prefix(
+                ys, t, max_t, float(ys[:t].max()), method, np.random.default_rng([seed, i, t])
+            )
+            for i, ys in enumerate(values)
+        ]
+        predicted = np.array([math.nan if p is None else float(p.mean) for p in preds])
         ok = np.isfinite(predicted)
         error = final[ok] - predicted[ok]
         rho_lce = stats.spearmanr(predicted[ok], final[ok]).statistic
