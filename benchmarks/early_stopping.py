@@ -407,10 +407,8 @@ def run_schedulers(args, names, table, final, out) -> None:
         "± sd over seeds; decision ms: median of on_trial_result over all results)"
     )
     out()
-    pairs = [
-        (name, asha_peer(name, names)) for name in names if not name.startswith(("fifo", "asha"))
-    ]
-    pairs = [(name, peer) for name, peer in pairs if peer is not None]
+    others = [name for name in names if not name.startswith(("fifo", "asha"))]
+    pairs = [(name, asha_peer(name, names)) for name in others if asha_peer(name, names)]
     if pairs and len(fifo_best) > 1:
         out("paired with ASHA at the same rungs, seed by seed (the same trial order and archs):")
         out(

@@ -42,7 +42,13 @@ def tse_ema(losses: Sequence[float], decay: float = 0.9) -> float:
     """TSE-EMA: ``sum_t decay**(T - t) * loss_t`` over the per-epoch losses (T the last)."""
     if not 0 <= decay < 1:
         raise ValueError(f"decay must be in [0, 1), got {decay!r}")
-    value = 0.0
+    value = None
     for loss in losses:
-        value = decay * value + float(loss)
+        value = tse_ema_step(value, loss, decay)
     return _finite_or_inf(value) if losses else math.nan
+
+
+def tse_ema_step(previous: float | None, loss: float, decay: float) -> float:
+    """TSE-EMA after one more epoch: ``decay * previous + loss`` (``previous`` None: the
+    first epoch). The one place the recurrence is written; a trainer keeps ``previous``."""
+    return float(loss) if previous is None else decay * previous + float(loss)

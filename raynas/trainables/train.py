@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from raynas import data as datamod
+from raynas.estimators.tse import tse_ema_step
 from raynas.nn.measure import count_macs, count_params
 from search_spaces.base import SearchSpace
 
@@ -266,8 +267,7 @@ class Trainer:
         self.epoch += 1
         self.tse += train_loss
         decay = self.options.tse_ema_decay
-        # TSE-EMA as Ru et al. define it: sum_t decay**(T - t) * loss_t (raynas.estimators.tse)
-        self.tse_ema = (0.0 if self.tse_ema is None else decay * self.tse_ema) + train_loss
+        self.tse_ema = tse_ema_step(self.tse_ema, train_loss, decay)
         val_loss, val_acc = self.evaluate("val")
         metrics: dict[str, Any] = {
             "epoch": self.epoch,
