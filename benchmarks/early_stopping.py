@@ -111,13 +111,21 @@ class TimedTSE(_Timed, TSEScheduler):
 #: no regret within 40%). Other variants: "-g1" Tune's default grace period of 1 (eta 3), "-g2"
 #: grace 2 (rungs 2, 6, 18; added 2026-11-29 after the rungs-4/12 results, to see whether TSE's
 #: better early ranking pays at earlier rungs), "tse-sum" ranks by the cumulative TSE, "tse-e1" by
-#: the last epoch's training loss (TSE-E with E=1).
-_RUNGS = {"max_t": MAX_T, "grace_period": 4, "reduction_factor": 3}
+#: the last epoch's training loss (TSE-E with E=1). "-gN": the grace sweep, rungs N, 3N, 9N (eta
+#: 3), for ASHA and TSE-E; grace 3, 5 and 6 were added 2026-11-29 (stop 15) for the budget-matched
+#: comparison (``budget_matched``), run on seeds 100-119, which no earlier run used.
+
+
+def _grace(grace: int) -> dict:
+    return {"max_t": MAX_T, "grace_period": grace, "reduction_factor": 3}
+
+
+_RUNGS = _grace(4)
 _RUNGS_R10 = {"max_t": MAX_T, "grace_period": 4, "reduction_factor": 2.5}
-_RUNGS_G1 = {"max_t": MAX_T, "grace_period": 1, "reduction_factor": 3}
-_RUNGS_G2 = {"max_t": MAX_T, "grace_period": 2, "reduction_factor": 3}
+#: Grace periods of the eta-3 sweep: rungs g, 3g, 9g below 20 ("-g4" is the default, unnamed).
+GRACE_SWEEP = (1, 2, 3, 5, 6)
 #: Name endings of the rung variants; a scheduler is paired with the ASHA of the same ending.
-RUNG_SUFFIXES = ("-r10", "-g1", "-g2")
+RUNG_SUFFIXES = ("-r10",) + tuple(f"-g{g}" for g in GRACE_SWEEP)
 SETTINGS = {
     "fifo": (TimedFIFO, {}),
     "asha": (TimedASHA, {"time_attr": "training_iteration", **_RUNGS}),
@@ -141,12 +149,11 @@ SETTINGS = {
     "tse-e1": (TimedTSE, {**_RUNGS, "tse_metric": None, "E": 1}),
     "asha-r10": (TimedASHA, {"time_attr": "training_iteration", **_RUNGS_R10}),
     "tse-r10": (TimedTSE, {**_RUNGS_R10, "tse_metric": "tse_ema"}),
-    "asha-g1": (TimedASHA, {"time_attr": "training_iteration", **_RUNGS_G1}),
-    "tse-g1": (TimedTSE, {**_RUNGS_G1, "tse_metric": "tse_ema"}),
-    "tse-e1-g1": (TimedTSE, {**_RUNGS_G1, "tse_metric": None, "E": 1}),
-    "asha-g2": (TimedASHA, {"time_attr": "training_iteration", **_RUNGS_G2}),
-    "tse-e1-g2": (TimedTSE, {**_RUNGS_G2, "tse_metric": None, "E": 1}),
+    "tse-g1": (TimedTSE, {**_grace(1), "tse_metric": "tse_ema"}),
 }
+for _g in GRACE_SWEEP:
+    SETTINGS[f"asha-g{_g}"] = (TimedASHA, {"time_attr": "training_iteration", **_grace(_g)})
+    SETTINGS[f"tse-e1-g{_g}"] = (TimedTSE, {**_grace(_g), "tse_metric": None, "E": 1})
 #: Run when ``--schedulers`` is not given.
 DEFAULT = ("fifo", "asha", "median", "lce", "tse")
 
@@ -331,7 +338,8 @@ def run_schedulers(args, names, table, final, out) -> None:
     """The Tuner runs: every scheduler in ``names`` for every seed; prints the table."""
     n_archs = args.archs or len(table)
     out(
-        f"{args.seeds} seeds of trial order, {n_archs} architectures per seed"
+        f"{args.seeds} seeds of trial order (seeds {args.first_seed} to "
+        f"{args.first_seed + args.seeds - 1}), {n_archs} architectures per seed"
         f"{' (a random subset per seed)' if args.archs else ''}; {args.max_concurrent} trials "
         f"at a time, {args.cpu} CPU each, on a local Ray with {args.num_cpus} CPUs"
     )
@@ -352,7 +360,7 @@ def run_schedulers(args, names, table, final, out) -> None:
     results = {n: [] for n in names}  # per seed: (epochs, best final, ms list, wall)
     storage = tempfile.mkdtemp(prefix="schedbench-")
     try:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             points = curvedata.points_to_evaluate(seed, n_archs, args.table)
             space = search_spaces.get("nb201")
             table_trials = [
@@ -361,7 +369,7 @@ def run_schedulers(args, names, table, final, out) -> None:
             ]
             for name in names:
                 folder = os.path.join(storage, f"s{seed}")
-                if name == "fifo" and seed >= args.fifo_tuner_seeds:
+                if name == "fifo" and seed >= args.first_seed + args.fifo_tuner_seeds:
                     trials, ms, wall = table_trials, [], math.nan
                 else:
                     trials, ms, wall = run_tuner(
@@ -428,6 +436,78 @@ def run_schedulers(args, names, table, final, out) -> None:
             "with lower/higher regret than ASHA; two-sided Wilcoxon signed-rank test on regret)"
         )
         out()
+    ashas = [name for name in names if name.startswith("asha")]
+    if len(ashas) >= 2 and len(fifo_best) > 1:
+        out(f"budget-matched with ASHA (interpolated between {', '.join(ashas)}):")
+        out(
+            f"{'scheduler':9s} {'% FIFO':>7s} {'regret':>7s} {'ASHA regret':>11s} "
+            f"{'diff':>6s} {'95% interval':>16s} {'ASHA % FIFO at equal regret':>27s}"
+        )
+        for name in names:
+            if name.startswith(("fifo", "asha")):
+                continue
+            matched = budget_matched(results, name, ashas)
+            epochs, best = per_seed(results, name)
+            frac, regret = 100 * (epochs / fifo_epochs).mean(), (fifo_best - best).mean()
+            if matched is None:
+                out(f"{name:9s} {frac:6.1f}% {regret:7.2f}  outside ASHA's range")
+                continue
+            diff, (low, high), asha, same = matched
+            same_text = "n/a" if same is None else f"{100 * same / fifo_epochs.mean():.1f}%"
+            out(
+                f"{name:9s} {frac:6.1f}% {regret:7.2f} {asha:11.2f} "
+                f"{diff:6.2f} [{low:6.2f}, {high:6.2f}] {same_text:>27s}"
+            )
+        out(
+            "(ASHA regret: ASHA's mean regret interpolated linearly, over its settings, at this "
+            "scheduler's mean epochs; diff = scheduler minus that, negative = lower regret than "
+            "an ASHA spending the same epochs; 95% interval: bootstrap over seeds; last column: "
+            "the epochs ASHA would need for this scheduler's regret, n/a where ASHA's regret is "
+            "not decreasing in epochs or the regret is outside its range)"
+        )
+        out()
+
+
+def budget_matched(results, name: str, ashas, boot: int = 2000, seed: int = 0):
+    """``name``'s mean regret minus ASHA's at the same mean epochs, and its 95% interval.
+
+    ASHA's regret at ``name``'s mean epochs is interpolated linearly between the ASHA settings in
+    ``ashas`` (at least two, each a different budget), sorted by their mean epochs; outside
+    their range the comparison is not made (None). The interval is a percentile bootstrap over
+    seeds: each resample draws seeds with replacement and recomputes every mean, so the
+    interpolation's own noise is in it. Negative: ``name`` loses less than an ASHA spending
+    the same epochs would. Also returns ASHA's interpolated regret and the epochs at which
+    ASHA's interpolated regret equals ``name``'s (None where ASHA's regret is not decreasing in
+    epochs over the settings, or ``name``'s regret is outside ASHA's range)."""
+    fifo = per_seed(results, "fifo")[1]
+    epochs = {n: per_seed(results, n)[0] for n in [name, *ashas]}
+    regret = {n: fifo - per_seed(results, n)[1] for n in [name, *ashas]}
+
+    def diff(idx):
+        xs = np.array([epochs[a][idx].mean() for a in ashas])
+        ys = np.array([regret[a][idx].mean() for a in ashas])
+        order = np.argsort(xs)
+        x = epochs[name][idx].mean()
+        if not xs.min() <= x <= xs.max():
+            return math.nan, math.nan
+        asha = float(np.interp(x, xs[order], ys[order]))
+        return regret[name][idx].mean() - asha, asha
+
+    everyone = np.arange(len(fifo))
+    point, asha = diff(everyone)
+    if math.isnan(point):
+        return None
+    rng = np.random.default_rng(seed)
+    draws = np.array([diff(rng.integers(0, len(fifo), len(fifo)))[0] for _ in range(boot)])
+    low, high = np.nanpercentile(draws, [2.5, 97.5])
+    xs = np.array([epochs[a].mean() for a in ashas])
+    ys = np.array([regret[a].mean() for a in ashas])
+    order = np.argsort(xs)
+    same_regret = None
+    own = regret[name].mean()
+    if np.all(np.diff(ys[order]) < 0) and ys.min() <= own <= ys.max():
+        same_regret = float(np.interp(own, ys[order][::-1], xs[order][::-1]))
+    return point, (float(low), float(high)), asha, same_regret
 
 
 def asha_peer(name: str, names) -> str | None:
@@ -441,6 +521,12 @@ def asha_peer(name: str, names) -> str | None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="seeds first-seed .. first-seed+seeds-1 (fresh seeds for a confirmation run)",
+    )
     parser.add_argument(
         "--archs",
         type=int,
