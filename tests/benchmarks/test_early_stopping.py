@@ -113,3 +113,36 @@ def test_each_scheduler_is_paired_with_the_asha_of_its_rungs(bench):
             continue
         peer = bench.asha_peer(name, list(bench.SETTINGS))
         assert {k: options[k] for k in keys} == {k: bench.SETTINGS[peer][1][k] for k in keys}
+
+
+def _runs(**schedulers):
+    """Per-seed results from (epochs, regret) lists against a FIFO best final of 50."""
+    n = len(next(iter(schedulers.values())))
+    results = {"fifo": [(2000, 50.0, [], 1.0)] * n}
+    for name, rows in schedulers.items():
+        results[name] = [(epochs, 50.0 - regret, [], 1.0) for epochs, regret in rows]
+    return results
+
+
+def test_budget_matched_interpolates_ashas_regret_at_the_schedulers_epochs(bench):
+    results = _runs(
+        **{
+            "asha-g2": [(200, 1.0), (200, 1.0), (200, 1.0)],
+            "asha": [(400, 0.0), (400, 0.0), (400, 0.0)],
+            "tse-e1": [(300, 0.1), (300, 0.3), (300, 0.2)],
+        }
+    )
+    diff, (low, high), asha, same = bench.budget_matched(results, "tse-e1", ["asha-g2", "asha"])
+    assert asha == pytest.approx(0.5)  # halfway between 200 and 400 epochs
+    assert diff == pytest.approx(0.2 - 0.5)
+    assert -0.4 - 1e-9 <= low <= diff <= high <= -0.2 + 1e-9  # seeds vary TSE by +-0.1 only
+    assert same == pytest.approx(360.0)  # ASHA's regret reaches 0.2 at 360 epochs
+
+
+def test_budget_matched_refuses_outside_ashas_range_and_a_non_decreasing_front(bench):
+    rows = {"asha-g2": [(200, 1.0)] * 2, "asha": [(400, 0.0)] * 2}
+    cheaper = _runs(**rows, tse=[(150, 0.1)] * 2)
+    assert bench.budget_matched(cheaper, "tse", ["asha-g2", "asha"]) is None
+    flat = _runs(**{"asha-g2": [(200, 0.5)] * 2, "asha": [(400, 0.5)] * 2}, tse=[(300, 0.5)] * 2)
+    diff, _, asha, same = bench.budget_matched(flat, "tse", ["asha-g2", "asha"])
+    assert (diff, asha, same) == (0.0, 0.5, None)
