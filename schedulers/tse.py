@@ -46,9 +46,10 @@ class TSEScheduler(DecisionScheduler):
         max_t: trials are stopped when they reach it; rungs lie below it.
         grace_period: the first rung. 1 matches Tune's ASHA, but the first epoch's training
             loss hardly ranks architectures (on the shipped curves its Spearman with the final
-            val_acc is -0.19, and TSE-E at rungs 1, 3, 9 lost more than ASHA). At grace 3, 5
-            and 6 (eta 3, 20 epochs) TSE-E's regret there was below that of an ASHA spending
-            the same epochs; at 4 the two tied (``benchmarks/early_stopping.py``,
+            val_acc is -0.19, and TSE-E at rungs 1, 3, 9 lost more than ASHA). With eta 3
+            over 20 epochs, TSE-E's regret was below that of an ASHA spending the same epochs
+            at grace 2 (clearly in one of two fresh-seed runs, narrowly in the other), 3 (in
+            one of two), 5 and 6; at 4 the two tied (``benchmarks/early_stopping.py``,
             results/early_stopping.txt). Prefer 2 or more.
         reduction_factor: eta: rungs are eta apart and keep the best 1/eta.
         tse_metric: a reported key to rank by (e.g. "tse_ema"); None computes TSE-E.
