@@ -483,14 +483,19 @@ def budget_matched(results, name: str, ashas, boot: int = 2000, seed: int = 0):
     epochs = {n: per_seed(results, n)[0] for n in [name, *ashas]}
     regret = {n: fifo - per_seed(results, n)[1] for n in [name, *ashas]}
 
-    def diff(idx):
+    def front(idx):
+        """ASHA's mean (epochs, regret) per setting over seeds ``idx``, sorted by epochs."""
         xs = np.array([epochs[a][idx].mean() for a in ashas])
         ys = np.array([regret[a][idx].mean() for a in ashas])
         order = np.argsort(xs)
+        return xs[order], ys[order]
+
+    def diff(idx):
+        xs, ys = front(idx)
         x = epochs[name][idx].mean()
-        if not xs.min() <= x <= xs.max():
+        if not xs[0] <= x <= xs[-1]:
             return math.nan, math.nan
-        asha = float(np.interp(x, xs[order], ys[order]))
+        asha = float(np.interp(x, xs, ys))
         return regret[name][idx].mean() - asha, asha
 
     everyone = np.arange(len(fifo))
@@ -500,13 +505,11 @@ def budget_matched(results, name: str, ashas, boot: int = 2000, seed: int = 0):
     rng = np.random.default_rng(seed)
     draws = np.array([diff(rng.integers(0, len(fifo), len(fifo)))[0] for _ in range(boot)])
     low, high = np.nanpercentile(draws, [2.5, 97.5])
-    xs = np.array([epochs[a].mean() for a in ashas])
-    ys = np.array([regret[a].mean() for a in ashas])
-    order = np.argsort(xs)
+    xs, ys = front(everyone)
     same_regret = None
     own = regret[name].mean()
-    if np.all(np.diff(ys[order]) < 0) and ys.min() <= own <= ys.max():
-        same_regret = float(np.interp(own, ys[order][::-1], xs[order][::-1]))
+    if np.all(np.diff(ys) < 0) and ys[-1] <= own <= ys[0]:
+        same_regret = float(np.interp(own, ys[::-1], xs[::-1]))
     return point, (float(low), float(high)), asha, same_regret
 
 
