@@ -30,7 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from raynas.benchmarks import curves as curve_data
-from raynas.estimators import curves
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package
+from lce_diagnosis import fit_prefix  # noqa: E402  (LCEScheduler's predict call)
 
 #: decide(index, t, value, state) -> continue?; state is per replay
 Decide = Callable[[int, int, float, dict], bool]
@@ -90,15 +92,8 @@ def lce(values: np.ndarray, grace: int, delta: float, cache: dict, seed: int = 0
         reference = float(max(values[i, -1] for i in state["finished"]))
         key = (index, t, reference)
         if key not in cache:
-            pred = curves.predict(
-                np.arange(1, t + 1, dtype=float),
-                values[index, :t],
-                max_t,
-                reference,
-                mode="max",
-                method="fast",
-                bounds=(0, 100),
-                rng=np.random.default_rng([seed, index, t]),
+            pred = fit_prefix(
+                values[index], t, max_t, reference, "fast", np.random.default_rng([seed, index, t])
             )
             cache[key] = 1.0 if pred is None else pred.p_beat  # no fit: LCE continues
         return cache[key] >= delta
