@@ -1,6 +1,7 @@
 """Early-stopping schedulers on the replayed learning-curve dataset, through real Tuners.
 
     python benchmarks/early_stopping.py [--seeds 20] [--archs N] [--out FILE]
+    python benchmarks/early_stopping.py --from-log LOG   # re-summarise an earlier run's stdout
 
 Every stored architecture of ``raynas/benchmarks/nb201_cifar10_curves.parquet`` (or ``--archs``
 of them, a different random subset per seed) is run as one trial of a real ``tune.Tuner`` with
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -334,8 +336,54 @@ def paired_with(results, name: str, peer: str) -> tuple[np.ndarray, np.ndarray]:
     return epochs - peer_epochs, peer_best - best
 
 
-def run_schedulers(args, names, table, final, out) -> None:
-    """The Tuner runs: every scheduler in ``names`` for every seed; prints the table."""
+#: One per-seed line of ``run_schedulers`` (printed to stdout as each run ends).
+SEED_LINE = re.compile(
+    r"^\s*seed\s+(?P<seed>\d+)\s+(?P<name>\S+)\s+epochs\s+(?P<epochs>\d+)\s+"
+    r"best final\s+(?P<best>\S+)\s+wall\s+(?P<wall>\S+) s\s*$"
+)
+
+
+def results_from_log(path, names=None):
+    """Per-seed results, as ``run_schedulers`` collects them, read back from the per-seed lines
+    it printed (the stdout of an earlier run, e.g. its nohup log), so a run's summaries can be
+    recomputed, or an interrupted run summarised, without running it again. A seed counts only
+    if every scheduler has its line (an interrupted seed is left out); decision times are not in
+    the lines, so they read as missing. ``names``: the schedulers to keep (default: all, in the
+    order they first appear). Returns (names, seeds, results)."""
+    rows: dict[int, dict[str, tuple]] = {}
+    seen: list[str] = []
+    for line in Path(path).read_text().splitlines():
+        match = SEED_LINE.match(line)
+        if not match:
+            continue
+        name = match["name"]
+        if name not in seen:
+            seen.append(name)
+        row = (int(match["epochs"]), float(match["best"]), [], float(match["wall"]))
+        rows.setdefault(int(match["seed"]), {})[name] = row
+    names = list(names or seen)
+    unknown = [n for n in names if n not in seen]
+    if unknown or "fifo" not in names:
+        raise ValueError(
+            f"{path}: no per-seed lines for {', '.join(unknown or ['fifo'])} "
+            f"(the log has {', '.join(seen) or 'none'})"
+        )
+    seeds = sorted(s for s, got in rows.items() if all(n in got for n in names))
+    if not seeds:
+        raise ValueError(f"{path}: no seed has a line for every one of {', '.join(names)}")
+    return names, seeds, {n: [rows[s][n] for s in seeds] for n in names}
+
+
+def mean_upper_bound(values, level: float = 0.95, boot: int = 2000, seed: int = 0) -> float:
+    """One-sided percentile-bootstrap upper bound of the mean of ``values`` (over seeds)."""
+    values = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (boot, len(values)))].mean(axis=1)
+    return float(np.percentile(means, 100 * level))
+
+
+def run_schedulers(args, names, table, final, out) -> dict:
+    """The Tuner runs: every scheduler in ``names`` for every seed; per-seed results."""
     n_archs = args.archs or len(table)
     out(
         f"{args.seeds} seeds of trial order (seeds {args.first_seed} to "
@@ -392,11 +440,15 @@ def run_schedulers(args, names, table, final, out) -> None:
     finally:
         shutil.rmtree(storage, ignore_errors=True)
         ray.shutdown()
+    return results
 
+
+def summarise(results, names, out) -> None:
+    """The tables of per-seed ``results``: means, ASHA-paired and budget-matched comparisons."""
     fifo_epochs, fifo_best = per_seed(results, "fifo")
     out(
         f"{'scheduler':9s} {'epochs':>8s} {'% FIFO':>7s} {'best final':>11s} {'regret':>13s} "
-        f"{'worst regret':>12s} {'decision ms':>11s} {'run s':>6s}"
+        f"{'ub95':>5s} {'worst regret':>12s} {'decision ms':>11s} {'run s':>6s}"
     )
     for name in names:
         rows = results[name]
@@ -407,12 +459,14 @@ def run_schedulers(args, names, table, final, out) -> None:
         ms = ms[np.isfinite(ms)] if np.isfinite(ms).any() else ms
         out(
             f"{name:9s} {epochs.mean():8.0f} {100 * frac.mean():6.1f}% {best.mean():11.2f} "
-            f"{regret.mean():6.2f} ± {regret.std():4.2f} {regret.max():12.2f} "
+            f"{regret.mean():6.2f} ± {regret.std():4.2f} {mean_upper_bound(regret):5.2f} "
+            f"{regret.max():12.2f} "
             f"{np.median(ms):11.2f} {np.nanmean([r[3] for r in rows] + [math.nan]):6.1f}"
         )
     out(
         "(means over seeds; regret = FIFO's best final val_acc minus the scheduler's, points, "
-        "± sd over seeds; decision ms: median of on_trial_result over all results)"
+        "± sd over seeds; ub95: one-sided 95% bootstrap upper bound of the mean regret; "
+        "decision ms: median of on_trial_result over all results)"
     )
     out()
     others = [name for name in names if not name.startswith(("fifo", "asha"))]
@@ -536,7 +590,7 @@ def main(argv=None) -> None:
         default=None,
         help="random subset of stored archs per seed (default: all)",
     )
-    parser.add_argument("--schedulers", default=",".join(DEFAULT))
+    parser.add_argument("--schedulers", default=None, help=f"default: {','.join(DEFAULT)}")
     parser.add_argument(
         "--fifo-tuner-seeds",
         type=int,
@@ -559,12 +613,25 @@ def main(argv=None) -> None:
         action="store_true",
         help="only the analyses of the table (no Tuner runs), e.g. of another --table",
     )
+    parser.add_argument(
+        "--from-log",
+        default=None,
+        help="only summarise the per-seed lines an earlier run printed (its stdout): no Tuner "
+        "runs and no table analyses; with --schedulers, only those schedulers",
+    )
     parser.add_argument("--out", default=None, help="also write the printed text here")
     args = parser.parse_args(argv)
-    names = args.schedulers.split(",")
+    names = (args.schedulers or ",".join(DEFAULT)).split(",")
     unknown = [n for n in names if n not in SETTINGS]
     if unknown or "fifo" not in names:
         parser.error(f"--schedulers must include fifo and be among {', '.join(SETTINGS)}")
+    if args.from_log:
+        try:
+            names, seeds, results = results_from_log(
+                args.from_log, names if args.schedulers else None
+            )
+        except (OSError, ValueError) as exc:
+            parser.error(f"--from-log: {exc}")
     table = curvedata.table(args.table)
     if table.epochs != MAX_T:
         parser.error(f"the table has {table.epochs} epochs; this benchmark expects {MAX_T}")
@@ -596,8 +663,17 @@ def main(argv=None) -> None:
         f"final val_acc vs the NB201 table's 12-epoch CIFAR-10 test accuracy of the same "
         f"{cells} cells: Spearman {rho:.3f}"
     )
+    if args.from_log:
+        out(
+            f"{len(seeds)} seeds ({seeds[0]} to {seeds[-1]}) read from the per-seed lines of "
+            f"{args.from_log} (no Tuner runs here; decision times are not in those lines)"
+        )
+        summarise(results, names, out)
+        if args.out:
+            Path(args.out).write_text("\n".join(lines) + "\n")
+        return  # the table's analyses below do not depend on the run
     if not args.table_only:
-        run_schedulers(args, names, table, final, out)
+        summarise(run_schedulers(args, names, table, final, out), names, out)
     epochs, corr = rank_correlations(table)
     out(f"Spearman correlation with final (epoch {table.epochs}) val_acc, {len(table)} archs:")
     out(f"{'estimator':34s}" + "".join(f"{'ep ' + str(e):>8s}" for e in epochs))

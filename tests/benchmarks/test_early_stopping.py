@@ -146,3 +146,84 @@ def test_budget_matched_refuses_outside_ashas_range_and_a_non_decreasing_front(b
     flat = _runs(**{"asha-g2": [(200, 0.5)] * 2, "asha": [(400, 0.5)] * 2}, tse=[(300, 0.5)] * 2)
     diff, _, asha, same = bench.budget_matched(flat, "tse", ["asha-g2", "asha"])
     assert (diff, asha, same) == (0.0, 0.5, None)
+
+
+def _log(tmp_path, rows, name="run.log"):
+    """A stdout of ``run_schedulers``: its per-seed lines among other output."""
+    lines = ["$ python benchmarks/early_stopping.py --seeds 3", "settings (...):"]
+    for seed, sched, epochs, best in rows:
+        lines.append(
+            f"  seed {seed:2d} {sched:7s} epochs {epochs:5d}  best final {best:6.2f}  "
+            f"wall {float('nan') if sched == 'fifo' else 12.5:5.1f} s"
+        )
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_results_from_log_reads_complete_seeds_and_drops_an_interrupted_one(bench, tmp_path):
+    rows = [
+        (200, "fifo", 2000, 48.6),
+        (200, "asha", 800, 48.2),
+        (200, "tse-e1-g2", 540, 48.5),
+        (201, "fifo", 2000, 48.4),
+        (201, "asha", 790, 48.4),
+        (201, "tse-e1-g2", 530, 47.9),
+        (202, "fifo", 2000, 48.0),
+        (202, "asha", 810, 47.0),  # interrupted before tse-e1-g2 ran
+    ]
+    names, seeds, results = bench.results_from_log(_log(tmp_path, rows))
+    assert names == ["fifo", "asha", "tse-e1-g2"]
+    assert seeds == [200, 201]
+    assert results["tse-e1-g2"][1][:2] == (530, 47.9)
+    assert math.isnan(results["fifo"][0][3]) and results["asha"][0][3] == 12.5
+    # asking only for the schedulers seed 202 has keeps it
+    names, seeds, results = bench.results_from_log(_log(tmp_path, rows), ["fifo", "asha"])
+    assert seeds == [200, 201, 202] and results["asha"][2][:2] == (810, 47.0)
+    with pytest.raises(ValueError, match="no per-seed lines for lce"):
+        bench.results_from_log(_log(tmp_path, rows), ["fifo", "lce"])
+    with pytest.raises(ValueError, match="no per-seed lines for fifo"):
+        bench.results_from_log(_log(tmp_path, [(200, "asha", 800, 48.2)]))
+
+
+def test_mean_upper_bound_is_one_sided_and_tightens_with_seeds(bench):
+    assert bench.mean_upper_bound([0.2] * 10) == pytest.approx(0.2)
+    rng = np.random.default_rng(1)
+    few, many = rng.exponential(0.3, 20), rng.exponential(0.3, 200)
+    assert few.mean() < bench.mean_upper_bound(few)
+    # about mean + 1.645 standard errors (the bootstrap of a skewed sample: within 30%)
+    for values in (few, many):
+        normal = values.mean() + 1.645 * values.std(ddof=1) / math.sqrt(len(values))
+        assert bench.mean_upper_bound(values) == pytest.approx(normal, rel=0.3)
+    assert bench.mean_upper_bound(many) - many.mean() < bench.mean_upper_bound(few) - few.mean()
+
+
+def test_from_log_summarises_an_earlier_runs_stdout_without_tuners(tmp_path):
+    rows = []
+    for seed in range(200, 206):
+        rows += [(seed, "fifo", 2000, 48.6), (seed, "asha", 800, 48.6 - 0.1 * (seed % 3))]
+        rows += [(seed, "tse-e1", 780 + seed % 2, 48.6 - 0.3 * (seed % 2))]
+    script = str(REPO / "benchmarks" / "early_stopping.py")
+    proc = subprocess.run(
+        [sys.executable, script, "--from-log", str(_log(tmp_path, rows)), "--out", "o.txt"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "6 seeds (200 to 205) read from the per-seed lines" in out
+    tse = next(line for line in out.splitlines() if line.startswith("tse-e1 "))
+    assert tse.split()[:3] == ["tse-e1", "780", "39.0%"]  # 780.5 epochs of 2000
+    assert "0.15 ±" in tse  # regret 0.3 on half the seeds
+    assert "paired with ASHA at the same rungs" in out
+    assert "Spearman correlation with final" not in out  # no table analyses
+    assert (tmp_path / "o.txt").read_text().strip() == out.strip()
+    bad = subprocess.run(
+        [sys.executable, script, "--from-log", str(tmp_path / "missing.log")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "--from-log" in bad.stderr and "missing.log" in bad.stderr
