@@ -1,5 +1,11 @@
 """``train`` trainable: decode -> build (any space) -> train with SGD + cosine, per-epoch report.
 
+``lr_schedule``: ``cosine`` (default: from ``lr`` to ``min_lr`` over ``epochs``) or
+``constant`` (``lr`` throughout). Constant is for early stopping by learning-curve extrapolation
+(the ``lce`` scheduler): its curve families assume a curve that saturates under a fixed
+learning rate, while under a short cosine schedule val_acc can stall early and rise again as
+the rate anneals, which the families cannot foresee (``benchmarks/results/lce_diagnosis.txt``).
+
 Every epoch reports the standard metrics of DESIGN.md (``epoch``, ``train_loss``,
 ``train_acc``, ``val_loss``, ``val_acc``, ``tse``, ``tse_ema``, ``params_m``, ``flops_m``,
 ``arch``, ``cost_s``; ``test_acc``/``test_loss`` with ``eval_test``, ``latency_ms`` with
@@ -33,6 +39,8 @@ from raynas.nn.measure import count_macs, count_params
 from search_spaces.base import SearchSpace
 
 CHECKPOINT_FILE = "state.pt"
+#: Values of ``TrainOptions.lr_schedule``.
+LR_SCHEDULES = ("cosine", "constant")
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class TrainOptions:
     batch_size: int = 64
     lr: float = 0.05
     min_lr: float = 0.0
+    lr_schedule: str = "cosine"
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 3e-4
@@ -75,6 +84,11 @@ class TrainOptions:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if self.weight_decay < 0 or self.min_lr < 0:
             raise ValueError("weight_decay and min_lr must be >= 0")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(
+                f"unknown lr_schedule {self.lr_schedule!r}; choose one of: "
+                f"{', '.join(LR_SCHEDULES)}"
+            )
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ValueError(f"grad_clip must be > 0 or null, got {self.grad_clip!r}")
         if not 0 <= self.drop_path_prob < 1:
@@ -151,9 +165,14 @@ class Trainer:
             nesterov=options.nesterov and options.momentum > 0,
             weight_decay=options.weight_decay,
         )
-        self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.optimizer, T_max=options.epochs, eta_min=options.min_lr
-        )
+        if options.lr_schedule == "cosine":
+            self.schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+                self.optimizer, T_max=options.epochs, eta_min=options.min_lr
+            )
+        else:  # constant
+            self.schedule = torch.optim.lr_scheduler.ConstantLR(
+                self.optimizer, factor=1.0, total_iters=0
+            )
         self.use_amp = options.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.generator = torch.Generator().manual_seed(options.seed)

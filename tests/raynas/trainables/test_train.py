@@ -69,6 +69,15 @@ def test_resume_from_checkpoint_is_exact(tmp_path):
     assert [[m[k] for k in keys] for m in got] == [[m[k] for k in keys] for m in expected]
 
 
+def test_lr_schedule_cosine_anneals_and_constant_keeps_the_rate():
+    trainer = _trainer(lr=0.1)
+    cosine = [trainer.step()["lr"] for _ in range(3)]
+    # the rate reported after epoch t is the one epoch t + 1 trains with: 0.1 * (1 + cos(pi t/3))/2
+    assert cosine == pytest.approx([0.075, 0.025, 0.0])
+    trainer = _trainer(lr=0.1, lr_schedule="constant")
+    assert [trainer.step()["lr"] for _ in range(3)] == pytest.approx([0.1, 0.1, 0.1])
+
+
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     state = _trainer().state_dict()
     space = search_spaces.get("nb201")
@@ -95,6 +104,7 @@ def test_non_finite_loss_stops_with_clear_error():
         ({"dataset": "mnist"}, "unknown dataset 'mnist'"),
         ({"device": "tpu"}, "device must be auto, cpu, cuda"),
         ({"image_size": 0}, "image_size must be >= 1 or null"),
+        ({"lr_schedule": "step"}, "unknown lr_schedule 'step'; choose one of: cosine, constant"),
         ({"epoch": 3}, "unknown option 'epoch' for trainable 'train'"),
     ],
 )
