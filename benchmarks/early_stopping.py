@@ -153,6 +153,10 @@ SETTINGS = {
     "tse-r10": (TimedTSE, {**_RUNGS_R10, "tse_metric": "tse_ema"}),
     "tse-g1": (TimedTSE, {**_grace(1), "tse_metric": "tse_ema"}),
 }
+#: LCE at delta 0.02 (grace 4 as "lce"): the setting the offline grid (``lce_settings.py``) found
+#: to meet the <= 40% / <= 0.3 lines on the constant-LR curves (36.3% / 0.15, ASHA 40.1% / 0.22
+#: in the same replay), added 2026-11-29 (session 16) for a Tuner confirmation on fresh seeds.
+SETTINGS["lce-d0.02"] = (TimedLCE, {**SETTINGS["lce"][1], "delta": 0.02})
 for _g in GRACE_SWEEP:
     SETTINGS[f"asha-g{_g}"] = (TimedASHA, {"time_attr": "training_iteration", **_grace(_g)})
     SETTINGS[f"tse-e1-g{_g}"] = (TimedTSE, {**_grace(_g), "tse_metric": None, "E": 1})
