@@ -667,17 +667,22 @@ def main(argv=None) -> None:
         f"final val_acc vs the NB201 table's 12-epoch CIFAR-10 test accuracy of the same "
         f"{cells} cells: Spearman {rho:.3f}"
     )
-    if args.from_log:
+    if args.from_log:  # only the run's summaries: the table analyses do not depend on it
         out(
             f"{len(seeds)} seeds ({seeds[0]} to {seeds[-1]}) read from the per-seed lines of "
             f"{args.from_log} (no Tuner runs here; decision times are not in those lines)"
         )
         summarise(results, names, out)
-        if args.out:
-            Path(args.out).write_text("\n".join(lines) + "\n")
-        return  # the table's analyses below do not depend on the run
-    if not args.table_only:
-        summarise(run_schedulers(args, names, table, final, out), names, out)
+    else:
+        if not args.table_only:
+            summarise(run_schedulers(args, names, table, final, out), names, out)
+        table_analyses(table, args.mcmc_archs, out)
+    if args.out:
+        Path(args.out).write_text("\n".join(lines) + "\n")
+
+
+def table_analyses(table, mcmc_archs: int, out) -> None:
+    """Rank correlations of the early estimators and LCE's prediction error, from the table."""
     epochs, corr = rank_correlations(table)
     out(f"Spearman correlation with final (epoch {table.epochs}) val_acc, {len(table)} archs:")
     out(f"{'estimator':34s}" + "".join(f"{'ep ' + str(e):>8s}" for e in epochs))
@@ -690,12 +695,10 @@ def main(argv=None) -> None:
         f"{'no fit':>6s} {'ms/fit':>7s}"
     )
     for (method, _frac), (n, count, mae, last, fails, ms) in lce_errors(
-        table, mcmc_archs=args.mcmc_archs
+        table, mcmc_archs=mcmc_archs
     ).items():
         out(f"{method:7s} {n:11d} {count:6d} {mae:6.2f} {last:14.2f} {fails:6d} {ms:7.1f}")
     out("(MAE last-value: the error of predicting the final value by the last seen one)")
-    if args.out:
-        Path(args.out).write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
