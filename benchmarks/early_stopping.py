@@ -157,6 +157,14 @@ SETTINGS = {
 #: to meet the <= 40% / <= 0.3 lines on the constant-LR curves (36.3% / 0.15, ASHA 40.1% / 0.22
 #: in the same replay), added 2026-11-29 (session 16) for a Tuner confirmation on fresh seeds.
 SETTINGS["lce-d0.02"] = (TimedLCE, {**SETTINGS["lce"][1], "delta": 0.02})
+#: LCE with family weights learnt from the completed trials (``weights="completed"``, from 3 of
+#: them) instead of the BIC, delta 0.1, grace 4: the offline replay's setting nearest the lines
+#: on v4 (36.4% / 0.19 over seeds 0-19; the BIC weights at delta 0.05: 35.5% / 0.61), added
+#: 2026-12-03 (session 17) for a Tuner confirmation on fresh seeds.
+SETTINGS["lce-w"] = (
+    TimedLCE,
+    {**SETTINGS["lce"][1], "delta": 0.1, "weights": "completed", "min_completed": 3},
+)
 for _g in GRACE_SWEEP:
     SETTINGS[f"asha-g{_g}"] = (TimedASHA, {"time_attr": "training_iteration", **_grace(_g)})
     SETTINGS[f"tse-e1-g{_g}"] = (TimedTSE, {**_grace(_g), "tse_metric": None, "E": 1})

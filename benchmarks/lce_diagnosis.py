@@ -95,12 +95,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def fit_prefix(ys: np.ndarray, t: int, max_t: int, reference: float, method: str, rng):
+def fit_prefix(
+    ys: np.ndarray,
+    t: int,
+    max_t: int,
+    reference: float,
+    method: str,
+    rng,
+    families=None,
+    family_weights=None,
+):
     """LCE's prediction at ``max_t`` from the first ``t`` values, as ``LCEScheduler`` fits it
     (None: no family fits)."""
     x = np.arange(1, t + 1, dtype=float)
     return curves.predict(
-        x, ys[:t], max_t, reference, mode="max", method=method, bounds=(0, 100), rng=rng
+        x,
+        ys[:t],
+        max_t,
+        reference,
+        mode="max",
+        method=method,
+        families=families,
+        bounds=(0, 100),
+        rng=rng,
+        family_weights=family_weights,
     )
 
 

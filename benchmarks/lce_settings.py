@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from raynas.benchmarks import curves as curve_data
+from raynas.estimators import curves
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package
 from lce_diagnosis import fit_prefix  # noqa: E402  (LCEScheduler's predict call)
@@ -83,22 +84,88 @@ def asha(grace: int, eta: float, max_t: int) -> Decide:
     return decide
 
 
-def lce(values: np.ndarray, grace: int, delta: float, cache: dict, seed: int = 0) -> Decide:
+def lce(
+    values: np.ndarray,
+    grace: int,
+    delta: float,
+    cache: dict,
+    seed: int = 0,
+    *,
+    weights: str = "bic",
+    calibrate: bool = False,
+    min_completed: int = 3,
+    families: Sequence[str] | None = None,
+) -> Decide:
+    """LCE's rule. ``weights="completed"``: the families weighted by how well they predicted
+    the finished trials' finals from the same t (``curves.completed_weights``) instead of by
+    their BIC; ``calibrate``: P(beat) corrected by the finished trials' residuals at the same t
+    (``calibrated_p_beat``). Either waits for ``min_completed`` finished trials."""
     max_t = values.shape[1]
+    learn = weights == "completed" or calibrate
+    every = {k: 1.0 for k in (families or curves.names())}
+
+    def prediction(index: int, t: int):
+        if (index, t) not in cache:
+            rng = np.random.default_rng([seed, index, t])
+            cache[index, t] = fit_prefix(
+                values[index],
+                t,
+                max_t,
+                0.0,
+                "fast",
+                rng,
+                families,
+                family_weights=every if weights == "completed" else None,
+            )
+        return cache[index, t]
+
+    def points(index: int, t: int) -> dict[str, float]:
+        if ("points", index, t) not in cache:
+            x = np.arange(1, t + 1, dtype=float)
+            cache["points", index, t] = curves.point_predictions(
+                x, values[index, :t], max_t, families=families, bounds=(0, 100)
+            )
+        return cache["points", index, t]
 
     def decide(index: int, t: int, value: float, state: dict) -> bool:
-        if t < grace or not state["finished"]:
+        finished = state["finished"]
+        if t < grace or len(finished) < (min_completed if learn else 1):
             return True
-        reference = float(max(values[i, -1] for i in state["finished"]))
-        key = (index, t, reference)
-        if key not in cache:
-            pred = fit_prefix(
-                values[index], t, max_t, reference, "fast", np.random.default_rng([seed, index, t])
-            )
-            cache[key] = 1.0 if pred is None else pred.p_beat  # no fit: LCE continues
-        return cache[key] >= delta
+        reference = float(max(values[i, -1] for i in finished))
+        pred = prediction(index, t)
+        finals = [float(values[i, -1]) for i in finished]
+        if pred is not None and weights == "completed":
+            w = curves.completed_weights([points(i, t) for i in finished], finals)
+            pred = pred.reweighted(w, reference)
+        if pred is None:  # no fit: LCE continues
+            return True
+        if not calibrate:
+            return pred.p_beats(reference) >= delta
+        if weights == "completed":
+            means = [_combined(points(i, t), w) for i in finished]
+        else:
+            means = [None if (p := prediction(i, t)) is None else p.mean for i in finished]
+        residuals = [f - m for f, m in zip(finals, means, strict=True) if m is not None]
+        if len(residuals) < min_completed:
+            return True
+        return calibrated_p_beat(pred, reference, residuals) >= delta
 
     return decide
+
+
+def calibrated_p_beat(pred, best: float, residuals: Sequence[float]) -> float:
+    """P(beats ``best``) once ``pred`` is corrected by the errors of earlier predictions:
+    ``residuals`` are ``final - predicted mean`` of the finished trials from as many points;
+    the mean over them of P(value + r beats ``best``) = P(value beats ``best - r``)."""
+    return float(np.mean(pred.p_beats(best - np.asarray(residuals, dtype=float))))
+
+
+def _combined(points: dict[str, float], weights: dict[str, float]) -> float | None:
+    """The weighted mean of the families' point predictions (None: no weighted family fits)."""
+    total = sum(weights.get(k, 0.0) for k in points)
+    if not total > 0:
+        return None
+    return sum(weights.get(k, 0.0) * v for k, v in points.items()) / total
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -109,6 +176,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=4, help="trials in flight")
     parser.add_argument("--graces", default="4,5,6,7,8")
     parser.add_argument("--deltas", default="0.2,0.1,0.05,0.01")
+    parser.add_argument(
+        "--weights",
+        choices=("bic", "completed"),
+        default="bic",
+        help="family weights: BIC (default) or learnt from the finished trials",
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="correct P(beat) by the finished trials' residuals at the same t",
+    )
+    parser.add_argument(
+        "--min-completed",
+        type=int,
+        default=3,
+        help="with --weights completed or --calibrate: finished trials needed before a stop",
+    )
+    parser.add_argument(
+        "--families", default=None, help="comma-separated curve families (default: all)"
+    )
     parser.add_argument("--out", default=None, help="also write the printed text here")
     args = parser.parse_args(argv)
     table = curve_data.table(args.table)
@@ -127,16 +214,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"table: {table.path} ({len(archs)} architectures x {max_t} epochs); {args.seeds} seeds "
         f"x {args.archs} architectures, {args.workers} in flight, replayed in lock step"
     )
+    families = args.families.split(",") if args.families else None
+    if families:
+        out(f"families: {', '.join(families)}")
+    suffix = " w" if args.weights == "completed" else ""
+    suffix += " cal" if args.calibrate else ""
+    if suffix:
+        out(
+            f"w: family weights learnt from the finished trials; cal: P(beat) corrected by "
+            f"their residuals; either from {args.min_completed} finished trials"
+        )
     cache: dict = {}
     settings: dict[str, Decide] = {}
     for grace in (int(g) for g in args.graces.split(",")):
         for delta in (float(d) for d in args.deltas.split(",")):
-            settings[f"lce g{grace} d{delta:g}"] = lce(values, grace, delta, cache)
+            name = f"lce g{grace} d{delta:g}" + suffix
+            settings[name] = lce(
+                values,
+                grace,
+                delta,
+                cache,
+                weights=args.weights,
+                calibrate=args.calibrate,
+                min_completed=args.min_completed,
+                families=families,
+            )
     orders = [
         [archs.index(a) for a in curve_data.arch_order(seed, args.archs, args.table)]
         for seed in range(args.seeds)
     ]
-    out(f"{'setting':16s} {'% FIFO':>7s} {'regret':>13s} {'worst':>6s}")
+    out(f"{'setting':20s} {'% FIFO':>7s} {'regret':>13s} {'worst':>6s}")
     for name, make in [("asha 4/12 (peer)", lambda: asha(4, 3, max_t))] + [
         (name, lambda decide=decide: decide) for name, decide in settings.items()
     ]:
@@ -148,12 +255,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         regrets = np.array(regrets)
         meets = "  meets both" if np.mean(fractions) <= 0.4 and regrets.mean() <= 0.3 else ""
         out(
-            f"{name:16s} {100 * np.mean(fractions):6.1f}% {regrets.mean():6.2f} ± "
+            f"{name:20s} {100 * np.mean(fractions):6.1f}% {regrets.mean():6.2f} ± "
             f"{regrets.std():4.2f} {regrets.max():6.2f}{meets}"
         )
     out(
         "(means over seeds; regret in points, ± sd over seeds; 'meets both': <= 40% of FIFO's "
-        f"epochs and mean regret <= 0.3; {len(cache)} LCE fits)"
+        f"epochs and mean regret <= 0.3; {sum(k[0] != 'points' for k in cache)} LCE fits)"
     )
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")

@@ -35,6 +35,7 @@ from schedulers.decisions import CONTINUE, STOP, DecisionScheduler, number
 
 METHODS = ("fast", "mcmc")
 REFERENCES = ("final", "any")
+WEIGHTS = ("bic", "completed")
 
 
 class LCEScheduler(DecisionScheduler):
@@ -53,6 +54,16 @@ class LCEScheduler(DecisionScheduler):
         reference: "final" (best value at max_t of completed trials) or "any" (best value
             reported at any time).
         families: curve families to use (default: all eleven).
+        weights: how the families are weighted: "bic" (by how well each fits the trial's own
+            points; Domhan et al.'s choice for the fast method) or "completed" (by how well
+            each predicted, from as many points, the final values of the trials that reached
+            ``max_t``: ``raynas.estimators.curves.completed_weights``). On short noisy curves
+            the BIC favours four-parameter families that fit the points seen and extrapolate
+            badly; "completed" learns from the experiment which families extrapolate. It
+            needs ``min_completed`` trials at ``max_t`` before it stops any trial. mcmc
+            samples its own weights over the families "completed" keeps.
+        min_completed: trials that must have reached ``max_t`` before ``weights="completed"``
+            stops a trial.
         bounds: optional ``[low, high]`` the metric cannot leave, e.g. ``[0, 1]`` for an
             accuracy; either may be None. Predictions are clipped to it.
         n_bootstrap: bootstrap replicates per family (fast).
@@ -75,6 +86,8 @@ class LCEScheduler(DecisionScheduler):
         method: str = "fast",
         reference: str = "final",
         families: Sequence[str] | None = None,
+        weights: str = "bic",
+        min_completed: int = 3,
         bounds: Sequence[float | None] | None = None,
         n_bootstrap: int = 64,
         mcmc_steps: int = 400,
@@ -92,6 +105,14 @@ class LCEScheduler(DecisionScheduler):
                 f"unknown reference {reference!r}; choose one of: {', '.join(REFERENCES)}"
             )
         families = curves.check_families(families)
+        if weights not in WEIGHTS:
+            raise ValueError(f"unknown weights {weights!r}; choose one of: {', '.join(WEIGHTS)}")
+        if (
+            not isinstance(min_completed, int)
+            or isinstance(min_completed, bool)
+            or min_completed < 1
+        ):
+            raise ValueError(f"min_completed must be an integer >= 1, got {min_completed!r}")
         bounds = _check_bounds(bounds)
         if not isinstance(n_bootstrap, int) or n_bootstrap < 8:
             raise ValueError(f"n_bootstrap must be an integer >= 8, got {n_bootstrap!r}")
@@ -112,6 +133,9 @@ class LCEScheduler(DecisionScheduler):
         self._method = method
         self._reference = reference
         self._families = families
+        self._weights = weights
+        self._min_completed = min_completed
+        self._points: dict[tuple[str, float], dict[str, float]] = {}  # (trial, t) -> family -> y
         self._bounds = bounds
         self._n_bootstrap = n_bootstrap
         self._mcmc_steps = mcmc_steps
@@ -127,6 +151,8 @@ class LCEScheduler(DecisionScheduler):
             "method": self._method,
             "reference": self._reference,
             "families": list(self._families),
+            "weights": self._weights,
+            "min_completed": self._min_completed,
             "bounds": None if self._bounds is None else list(self._bounds),
             "seed": self._seed,
         }
@@ -140,6 +166,7 @@ class LCEScheduler(DecisionScheduler):
     def _reset_derived(self) -> None:
         self._finals = {}
         self._best_any = None
+        self._points = {}
 
     def _note(self, tid: str, t: float) -> None:
         y = self._history[tid][t].get("y")
@@ -174,13 +201,14 @@ class LCEScheduler(DecisionScheduler):
         best = self.reference_value()
         if best is None:
             return CONTINUE, "no reference yet: no trial has reached max_t", {}
-        points = sorted(
-            (s, o["y"])
-            for s, o in history.items()
-            if 0 < s <= t and o.get("y") is not None and math.isfinite(o["y"])
-        )
+        points = self._curve(tid, t)
         if len(points) < 3:
             return CONTINUE, f"too few points to fit ({len(points)} < 3)", {}
+        learnt = None
+        if self._weights == "completed":
+            learnt, why = self._completed_weights(t)
+            if learnt is None:
+                return CONTINUE, why, {"best": best}
         x, ys = np.array(points).T
         rng = np.random.default_rng([self._seed, zlib.crc32(tid.encode()), round(t * 1000)])
         pred = curves.predict(
@@ -196,6 +224,7 @@ class LCEScheduler(DecisionScheduler):
             n_bootstrap=self._n_bootstrap,
             mcmc_steps=self._mcmc_steps,
             mcmc_burn=self._mcmc_steps // 2,
+            family_weights=learnt,
         )
         if pred is None:
             return CONTINUE, "no curve family fits (the curve does not improve)", {"best": best}
@@ -217,6 +246,42 @@ class LCEScheduler(DecisionScheduler):
             f"predicted {pred.mean:.4g} ± {pred.sd:.2g}"
         )
         return (STOP if stop else CONTINUE), reason, info
+
+    def _curve(self, tid: str, t: float) -> list[tuple[float, float]]:
+        """The trial's finite ``(time, metric)`` points up to ``t``, in time order."""
+        return sorted(
+            (s, o["y"])
+            for s, o in self._history[tid].items()
+            if 0 < s <= t and o.get("y") is not None and math.isfinite(o["y"])
+        )
+
+    def _completed_weights(self, t: float) -> tuple[dict[str, float] | None, str]:
+        """Family weights learnt from the trials at ``max_t`` (None and why, when too few)."""
+        predictions, finals = [], []
+        for tid, (_, final) in sorted(self._finals.items()):
+            if (tid, t) not in self._points:
+                points = self._curve(tid, t)
+                self._points[tid, t] = (
+                    {}
+                    if len(points) < 3
+                    else curves.point_predictions(
+                        *np.array(points).T,
+                        self._max_t,
+                        mode=self._mode,
+                        families=self._families,
+                        bounds=self._bounds,
+                    )
+                )
+            if self._points[tid, t]:
+                predictions.append(self._points[tid, t])
+                finals.append(final)
+        if len(finals) < self._min_completed:
+            return None, (
+                f"learning family weights: {len(finals)} of {self._min_completed} completed "
+                f"trials with a curve to {self._time_attr}={_fmt(t)}"
+            )
+        weights = curves.completed_weights(predictions, finals)
+        return (weights or None), "no family predicted the completed trials"
 
 
 def _fmt(t: float) -> str:

@@ -45,3 +45,17 @@ def test_replay_lce_stops_a_hopeless_curve_once_a_good_one_finished(bench):
     # before any trial finished there is no reference, so nothing is stopped
     both = bench.replay(values, [1, 0], bench.lce(values, 4, 0.05, {}), workers=2)
     assert both[0] == 40
+
+
+def test_replay_lce_with_learnt_weights_waits_for_min_completed(bench):
+    t = np.arange(1, 21, dtype=float)
+    good = 60 - 50 * t**-0.8
+    values = np.vstack([good, good + 0.5, 20 - 15 * t**-0.8])
+    learnt = bench.lce(values, 4, 0.05, {}, weights="completed", min_completed=2)
+    # one at a time: after two finished curves the bad one stops at its first check
+    assert bench.replay(values, [0, 1, 2], learnt, workers=1) == (40 + 4, 1)
+    # with only one finished curve before it, the bad one runs to the end
+    late = bench.lce(values, 4, 0.05, {}, weights="completed", min_completed=2)
+    assert bench.replay(values, [0, 2, 1], late, workers=1)[0] == 60
+    calibrated = bench.lce(values, 4, 0.05, {}, calibrate=True, min_completed=2)
+    assert bench.replay(values, [0, 1, 2], calibrated, workers=1) == (40 + 4, 1)

@@ -126,3 +126,76 @@ def test_stretch_sampler_samples_a_correlated_gaussian():
     samples = chain[500:].reshape(-1, 2)
     assert np.allclose(samples.mean(axis=0), 0, atol=0.15)
     assert np.allclose(np.cov(samples.T), cov, atol=0.2)
+
+
+# --- family weights learnt from completed curves ---------------------------------------------
+
+
+def test_completed_weights_favour_the_family_that_predicted_the_finals():
+    finals = [0.80, 0.70, 0.75, 0.90]
+    good = [f + e for f, e in zip(finals, [0.01, -0.01, 0.01, -0.01], strict=True)]
+    bad = [f + e for f, e in zip(finals, [0.02, -0.02, 0.02, -0.02], strict=True)]  # 4x the mse
+    predictions = [{"pow3": g, "mmf": b} for g, b in zip(good, bad, strict=True)]
+    w = curves.completed_weights(predictions, finals)
+    assert sum(w.values()) == pytest.approx(1.0)
+    # w_k ~ exp(-n * mse_k / (2 * min mse)): the ratio is exp(-4 * (4 - 1) / 2)
+    assert w["mmf"] / w["pow3"] == pytest.approx(np.exp(-6.0))
+
+
+def test_completed_weights_drop_a_family_missing_for_most_curves():
+    predictions = [{"pow3": 0.8, "ilog2": 0.8}, {"pow3": 0.7}, {"pow3": 0.75}]
+    w = curves.completed_weights(predictions, [0.8, 0.7, 0.75])
+    assert set(w) == {"pow3"}
+    with pytest.raises(ValueError, match="one prediction dict per final"):
+        curves.completed_weights([{"pow3": 0.8}], [0.8, 0.7])
+    with pytest.raises(ValueError, match="one prediction dict per final"):
+        curves.completed_weights([], [])
+
+
+def test_point_predictions_extrapolate_each_family():
+    y = curves.FAMILIES["pow3"](X, TRUE_PARAMS["pow3"])
+    truth = float(curves.FAMILIES["pow3"]([TARGET], TRUE_PARAMS["pow3"])[0])
+    points = curves.point_predictions(X, y, TARGET, bounds=(0, 1))
+    assert points["pow3"] == pytest.approx(truth, abs=2e-3)
+    assert set(points) <= set(curves.names()) and all(0 <= v <= 1 for v in points.values())
+    down = curves.point_predictions(X, 1 - y, TARGET, mode="min", families=["pow3"])
+    assert down["pow3"] == pytest.approx(1 - truth, abs=2e-3)
+
+
+def test_prediction_reweighted_by_learnt_family_weights():
+    rng = np.random.default_rng(0)
+    y = curves.FAMILIES["pow3"](X, TRUE_PARAMS["pow3"]) + 0.002 * rng.standard_normal(X.size)
+    every = {k: 1.0 for k in curves.names()}
+    pred = curves.predict(X, y, TARGET, 0.85, rng=rng, family_weights=every)
+    assert pred is not None and len(pred.weights) > 1  # every fitting family bootstrapped
+    only = pred.reweighted({"pow3": 1.0}, 0.85)
+    assert only.weights == {"pow3": 1.0}
+    assert only.p_beat == pytest.approx(float(only.p_beats(0.85)))
+    assert pred.reweighted({"no_such_family": 1.0}, 0.85) is None
+    direct = curves.predict(
+        X, y, TARGET, 0.85, rng=np.random.default_rng(1), family_weights={"pow3": 1.0}
+    )
+    assert direct.weights == {"pow3": 1.0}
+    assert abs(direct.mean - only.mean) < 0.01  # the same family, other bootstrap draws
+    mcmc = curves.predict(
+        X,
+        y,
+        TARGET,
+        0.85,
+        method="mcmc",
+        rng=rng,
+        families=["pow3"],
+        mcmc_steps=40,
+        mcmc_burn=20,
+    )
+    with pytest.raises(ValueError, match="only a fast-method prediction"):
+        mcmc.reweighted({"pow3": 1.0}, 0.85)
+
+
+def test_p_beats_matches_p_beat_and_is_monotone():
+    rng = np.random.default_rng(0)
+    y = curves.FAMILIES["ilog2"](X, TRUE_PARAMS["ilog2"]) + 0.01 * rng.standard_normal(X.size)
+    pred = curves.predict(X, y, TARGET, 0.8, rng=rng, bounds=(0, 1))
+    assert pred.p_beats(0.8) == pytest.approx(pred.p_beat)
+    p = pred.p_beats(np.array([0.5, 0.8, 0.9, 1.0]))
+    assert list(p) == sorted(p, reverse=True) and p[-1] == 0.0  # nothing beats the bound

@@ -65,6 +65,8 @@ def interleaved(names):
         ({"families": ["pow3", "pow9"]}, "unknown curve family 'pow9'"),
         ({"bounds": [1, 0]}, r"bounds must have low < high, got \[1, 0\]"),
         ({"n_bootstrap": 2}, "n_bootstrap must be an integer >= 8, got 2"),
+        ({"weights": "aic"}, "unknown weights 'aic'; choose one of: bic, completed"),
+        ({"min_completed": 0}, "min_completed must be an integer >= 1, got 0"),
     ],
 )
 def test_invalid_option_is_named(options, message):
@@ -374,3 +376,24 @@ def test_lce_tuner_restore_decides_as_uninterrupted(uninterrupted, tmp_path, mon
     close = [r for r in read_decisions(tmp_path / "cut") if r["trial_id"].endswith("00002")]
     fits = [r for r in close if "n_points" in r]
     assert fits and fits[0]["t"] == 6 and fits[0]["n_points"] == 6
+
+
+def test_completed_weights_wait_for_min_completed_then_stop(make_trial, drive):
+    sched = make_lce(weights="completed", min_completed=2)
+    trials = {n: make_trial(n) for n in ("ref", "close", "hopeless")}
+    stopped: set = set()
+    drive(sched, trials, [("ref", r) for r in results("ref")], stopped)
+    early = drive(sched, trials, [("hopeless", r) for r in results("hopeless")[:5]], stopped)
+    assert set(early.values()) == {"CONTINUE"}  # one completed trial: nothing learnt yet
+    drive(sched, trials, [("close", r) for r in results("close")], stopped)
+    later = drive(sched, trials, [("hopeless", r) for r in results("hopeless")[5:]], stopped)
+    assert later[("hopeless", 6)] == "STOP"
+    log = [
+        r
+        for r in read_decisions(trials["ref"].storage.experiment_fs_path)
+        if r["trial_id"] == "hopeless"
+    ]
+    assert "learning family weights: 1 of 2 completed trials" in log[4]["reason"]
+    stop = log[-1]
+    assert stop["decision"] == "STOP" and stop["p_beat"] < 0.05
+    assert stop["weights"] and sum(stop["weights"].values()) <= 1.0 + 1e-9
