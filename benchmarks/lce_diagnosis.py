@@ -15,6 +15,10 @@ a good architecture from a bad one when its error is small against that spread, 
 only rank better than ASHA's comparison of values at the same t when its correlation is the
 higher one. ``--no-ranking`` skips this part (it fits every curve at every t).
 
+``--family-ranking`` adds the same Spearman correlation for each family's own least-squares
+prediction (``curves.point_predictions``) at a few t, next to the BIC-weighted ensemble and
+the plain val_acc: which families extrapolate these curves, and whether the BIC finds them.
+
 Usage::
 
     python benchmarks/lce_diagnosis.py --top 12 --method fast
@@ -46,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--floor", type=float, default=20.0, help="ranking: final val_acc above")
     parser.add_argument("--no-ranking", action="store_true", help="skip the ranking table")
+    parser.add_argument(
+        "--family-ranking",
+        default=None,
+        help="comma-separated t: add the per-family ranking table at these t (e.g. 5,6,8,10,12)",
+    )
     args = parser.parse_args(argv)
 
     piv = (
@@ -91,6 +100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_ranking:
         print()
         for line in ranking(piv, max_t, args.first, args.method, args.seed, args.floor):
+            print(line)
+    if args.family_ranking:
+        ts = [int(t) for t in args.family_ranking.split(",")]
+        if not all(3 <= t < max_t for t in ts):
+            raise SystemExit(f"--family-ranking: each t must be in [3, {max_t - 1}], got {ts}")
+        print()
+        for line in family_ranking(piv, max_t, ts, args.seed, args.floor):
             print(line)
     return 0
 
@@ -152,6 +168,43 @@ def ranking(piv, max_t: int, first: int, method: str, seed: int, floor: float) -
             f"{t:>3} {rho_lce:8.3f} {rho_val:11.3f} {error.mean():10.2f} {error.std(ddof=1):8.2f} "
             f"{int((~ok).sum()):>6}"
         )
+    return lines
+
+
+def family_ranking(piv, max_t: int, ts: Sequence[int], seed: int, floor: float) -> list[str]:
+    """Lines of the per-family ranking table: rows t, columns the families' Spearman."""
+    rows = piv[piv[max_t] > floor]
+    final = rows[max_t].to_numpy(dtype=float)
+    values = rows.to_numpy(dtype=float)
+    names = curves.names()
+    lines = [
+        f"# per family: Spearman of its own least-squares prediction of the final val_acc with "
+        f"the real one, over the {len(rows)} curves with final val_acc > {floor:g} (the curves "
+        "it fits; 'fits' = the fewest any family fitted), next to the BIC-weighted ensemble "
+        "(LCE's default) and the plain val_acc at t",
+        f"{'t':>3} " + " ".join(f"{n[:8]:>8s}" for n in names) + "      BIC  val_acc  fits",
+    ]
+    for t in ts:
+        x = np.arange(1, t + 1, dtype=float)
+        points = [
+            curves.point_predictions(x, ys[:t], max_t, families=names, bounds=(0, 100))
+            for ys in values
+        ]
+        cells, fitted = [], len(rows)
+        for name in names:
+            p = np.array([q.get(name, math.nan) for q in points])
+            ok = np.isfinite(p)
+            fitted = min(fitted, int(ok.sum()))
+            cells.append(f"{stats.spearmanr(p[ok], final[ok]).statistic:8.3f}")
+        bic = [
+            fit_prefix(ys, t, max_t, 0.0, "fast", np.random.default_rng([seed, i, t]))
+            for i, ys in enumerate(values)
+        ]
+        ens = np.array([math.nan if b is None else b.mean for b in bic])
+        ok = np.isfinite(ens)
+        rho_bic = stats.spearmanr(ens[ok], final[ok]).statistic
+        rho_val = stats.spearmanr(values[:, t - 1], final).statistic
+        lines.append(f"{t:>3} " + " ".join(cells) + f" {rho_bic:8.3f} {rho_val:8.3f} {fitted:5d}")
     return lines
 
 

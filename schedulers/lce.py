@@ -14,6 +14,15 @@ trials before the first completes but compares a final prediction with values th
 final. Trials that end by themselves before ``max_t`` give no final value: set ``max_t`` to
 the trainable's number of epochs.
 
+Family weights (``weights``): ``"bic"`` (default) weighs each family by how well it fits the
+trial's own points, as Domhan et al.'s fast variants do; ``"completed"`` by how well it
+predicted, from as many points, the final values of the trials that have reached ``max_t``
+(``raynas.estimators.curves.completed_weights``), so the experiment itself picks the families
+that extrapolate its curves. On the shipped cosine-schedule curves (v4) this took LCE from
+35.5% of FIFO's epochs with regret 0.61 (BIC, delta 0.05) to 36.4% with 0.19 (delta 0.1) in
+an offline replay (``benchmarks/lce_settings.py``); on the constant-LR curves it did worse
+than the BIC. See ``benchmarks/results/`` for the Tuner runs.
+
 Methods (``method``): ``"fast"`` (default) least squares per family, BIC weights and a residual
 bootstrap, typically a few tens of ms per check; ``"mcmc"`` Domhan's Bayesian weighted
 ensemble sampled by an affine-invariant ensemble sampler, 0.3-1 s per check. See

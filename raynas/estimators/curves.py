@@ -28,6 +28,13 @@ a reference value. Two methods (``predict(method=...)``):
     down roam): the method is conservative and stops less; give ``bounds`` for a bounded
     metric, as Domhan et al. did (accuracy <= 1).
 
+Family weights from completed curves (``completed_weights``; ``predict(family_weights=...)``)
+    The BIC weighs a family by how well it fits the points seen; on short, noisy curves it
+    favours four-parameter families that fit them and extrapolate badly. Where other curves
+    of the same experiment have completed, each family can instead be weighted by how well it
+    predicted their final values from as many points (``point_predictions``), and the
+    bootstrap mixture reweighted accordingly (``Prediction.reweighted``).
+
 Both share the priors of Domhan et al.: learning curves improve, so a fit (or a replicate or
 sample) whose value at the target is below its value at the first observed point is rejected;
 ``bounds`` (e.g. ``(0, 1)`` for an accuracy) clip predictions.
@@ -715,7 +722,8 @@ def completed_weights(
     ``j`` then reached. A family's weight is its Gaussian likelihood of those finals with a
     common noise variance, the smallest family's mean squared error:
     ``w_k ~ exp(-n * mse_k / (2 * min_k mse_k))``, so the family that extrapolated these
-    curves best has weight 1 before normalising and one with twice its error ``exp(-n/2)``.
+    curves best has weight 1 before normalising and one with twice its mean squared error
+    ``exp(-n/2)``.
     A family with no prediction for more than half the curves gets 0. This replaces the
     BIC, which on short noisy curves favours families that fit the points seen but
     extrapolate badly.
@@ -724,7 +732,7 @@ def completed_weights(
         raise ValueError("completed_weights needs one prediction dict per final, and >= 1")
     n = len(finals)
     mse = {}
-    for name in {k for p in predictions for k in p}:
+    for name in sorted({k for p in predictions for k in p}):  # a fixed order: same sums
         errors = [f - p[name] for p, f in zip(predictions, finals, strict=True) if name in p]
         if 2 * len(errors) >= n:
             mse[name] = float(np.mean(np.square(errors)))

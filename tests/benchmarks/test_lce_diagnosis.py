@@ -58,3 +58,18 @@ def test_ranking_floor_and_a_curve_that_crosses(diagnosis):
     rows = _rows(lines)
     # final ranks 1, 2, 3, 4 (riser best); ranks at t=5: 2, 3, 4, 1: rho = 1 - 6*12/60
     assert rows[5][1] == pytest.approx(-0.2)
+
+
+def test_family_ranking_of_pow3_curves(diagnosis):
+    # pow3 curves whose finals are in the order of their asymptotes: pow3 ranks them exactly
+    t = np.arange(1, 13, dtype=float)
+    curves = np.array([a - 30 * t**-0.8 for a in np.linspace(40, 60, 8)])
+    lines = diagnosis.family_ranking(_frame(curves), 12, [5, 8], 0, 20.0)
+    header = lines[1].split()
+    assert header[0] == "t" and header[-3:] == ["BIC", "val_acc", "fits"]
+    rows = {int(p[0]): p[1:] for p in (line.split() for line in lines[2:])}
+    assert sorted(rows) == [5, 8]
+    pow3 = header.index("pow3") - 1
+    for cells in rows.values():
+        assert float(cells[pow3]) == pytest.approx(1.0)
+        assert float(cells[-2]) == pytest.approx(1.0) and int(cells[-1]) <= 8

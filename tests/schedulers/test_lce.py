@@ -195,15 +195,20 @@ def _interrupted(sched_factory, make_trial, drive, names, cut, experiment):
     return decisions
 
 
+@pytest.mark.parametrize(
+    "options", [{}, {"weights": "completed", "min_completed": 1}], ids=["bic", "completed"]
+)
 @pytest.mark.parametrize("cut", [20, 27])
-def test_rebuilt_from_decision_log_decides_as_uninterrupted(make_trial, drive, cut):
+def test_rebuilt_from_decision_log_decides_as_uninterrupted(make_trial, drive, cut, options):
     names = ["hopeless", "close", "better", "plateau"]
-    trials = {n: make_trial(n, "whole") for n in ["ref", *names]}
-    whole = make_lce()
+    trials = {n: make_trial(n, f"whole-{len(options)}") for n in ["ref", *names]}
+    whole = make_lce(**options)
     for trial in trials.values():
         whole.on_trial_add(None, trial)
     expected = drive(whole, trials, interleaved(names), set())
-    got = _interrupted(make_lce, make_trial, drive, names, cut, f"cut{cut}")
+    got = _interrupted(
+        lambda: make_lce(**options), make_trial, drive, names, cut, f"cut{cut}-{len(options)}"
+    )
     assert got == expected
     assert any(d == "STOP" and t < MAX_T for (_, t), d in expected.items())
 
