@@ -118,7 +118,6 @@ def fit_prefix(
     reference: float,
     method: str,
     rng,
-    families=None,
     family_weights=None,
 ):
     """LCE's prediction at ``max_t`` from the first ``t`` values, as ``LCEScheduler`` fits it
@@ -131,7 +130,6 @@ def fit_prefix(
         reference,
         mode="max",
         method=method,
-        families=families,
         bounds=(0, 100),
         rng=rng,
         family_weights=family_weights,

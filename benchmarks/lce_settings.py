@@ -1,6 +1,7 @@
 """LCE's grace period and delta, swept by an offline replay of its decision rule.
 
-    python benchmarks/lce_settings.py [--seeds 20] [--archs 100] [--out FILE]
+    python benchmarks/lce_settings.py [--seeds 20] [--archs 100] [--weights completed]
+        [--calibrate] [--out FILE]
 
 ``benchmarks/early_stopping.py`` runs one LCE setting through real Tuners (~25 s per seed). To
 see whether any other setting would meet the issue's lines (<= 40% of FIFO's epochs, regret
@@ -16,7 +17,12 @@ the arguments ``LCEScheduler`` passes) and stops the trial when P(final > the be
 < delta; ``check_every`` is 1. Tune's ASHA (rungs 4 and 12, eta 3, its cut-off: the 1 - 1/eta
 percentile of the values recorded earlier at the rung) runs through the same replay as the peer:
 compare its row with the Tuner benchmark's ASHA row to see how far the replay's timing is from
-a Tuner's. Regret, as in the Tuner benchmark: the best stored final val_acc of the seed's
+a Tuner's. ``--weights completed`` weighs the families as ``LCEScheduler(weights="completed")``
+does (by their errors on the finished trials' finals); ``--calibrate`` (replay only) adds to
+the prediction the residuals of the finished trials' predictions from as many points. Either
+stops nothing before ``--min-completed`` trials have finished.
+
+Regret, as in the Tuner benchmark: the best stored final val_acc of the seed's
 architectures minus the final of the trial with the highest last-reported val_acc.
 """
 
@@ -94,7 +100,6 @@ def lce(
     weights: str = "bic",
     calibrate: bool = False,
     min_completed: int = 3,
-    families: Sequence[str] | None = None,
 ) -> Decide:
     """LCE's rule. ``weights="completed"``: the families weighted by how well they predicted
     the finished trials' finals from the same t (``curves.completed_weights``) instead of by
@@ -102,7 +107,7 @@ def lce(
     (``calibrated_p_beat``). Either waits for ``min_completed`` finished trials."""
     max_t = values.shape[1]
     learn = weights == "completed" or calibrate
-    every = {k: 1.0 for k in (families or curves.names())}
+    every = dict.fromkeys(curves.names(), 1.0)
 
     def prediction(index: int, t: int):
         if (index, t) not in cache:
@@ -114,7 +119,6 @@ def lce(
                 0.0,
                 "fast",
                 rng,
-                families,
                 family_weights=every if weights == "completed" else None,
             )
         return cache[index, t]
@@ -123,7 +127,7 @@ def lce(
         if ("points", index, t) not in cache:
             x = np.arange(1, t + 1, dtype=float)
             cache["points", index, t] = curves.point_predictions(
-                x, values[index, :t], max_t, families=families, bounds=(0, 100)
+                x, values[index, :t], max_t, bounds=(0, 100)
             )
         return cache["points", index, t]
 
@@ -193,9 +197,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=3,
         help="with --weights completed or --calibrate: finished trials needed before a stop",
     )
-    parser.add_argument(
-        "--families", default=None, help="comma-separated curve families (default: all)"
-    )
     parser.add_argument("--out", default=None, help="also write the printed text here")
     args = parser.parse_args(argv)
     table = curve_data.table(args.table)
@@ -214,9 +215,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"table: {table.path} ({len(archs)} architectures x {max_t} epochs); {args.seeds} seeds "
         f"x {args.archs} architectures, {args.workers} in flight, replayed in lock step"
     )
-    families = args.families.split(",") if args.families else None
-    if families:
-        out(f"families: {', '.join(families)}")
     suffix = " w" if args.weights == "completed" else ""
     suffix += " cal" if args.calibrate else ""
     if suffix:
@@ -237,7 +235,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 weights=args.weights,
                 calibrate=args.calibrate,
                 min_completed=args.min_completed,
-                families=families,
             )
     orders = [
         [archs.index(a) for a in curve_data.arch_order(seed, args.archs, args.table)]
