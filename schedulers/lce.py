@@ -255,6 +255,8 @@ class LCEScheduler(DecisionScheduler):
             f"{'<' if stop else '>='} delta {self._delta:g}; "
             f"predicted {pred.mean:.4g} ± {pred.sd:.2g}"
         )
+        if learnt is not None:
+            reason += f"; {why}"
         return (STOP if stop else CONTINUE), reason, info
 
     def _curve(self, tid: str, t: float) -> list[tuple[float, float]]:
@@ -266,7 +268,8 @@ class LCEScheduler(DecisionScheduler):
         )
 
     def _completed_weights(self, t: float) -> tuple[dict[str, float] | None, str]:
-        """Family weights learnt from the trials at ``max_t`` (None and why, when too few)."""
+        """Family weights learnt from the trials at ``max_t`` and what they come from (None and
+        why not, when there are too few)."""
         predictions, finals = [], []
         for tid, (_, final) in sorted(self._finals.items()):
             if (tid, t) not in self._points:
@@ -291,7 +294,9 @@ class LCEScheduler(DecisionScheduler):
                 f"trials with a curve to {self._time_attr}={_fmt(t)}"
             )
         weights = curves.completed_weights(predictions, finals)
-        return (weights or None), "no family predicted the completed trials"
+        if not weights:
+            return None, "no family predicted the completed trials"
+        return weights, f"families weighted by {len(finals)} completed trials"
 
 
 def _fmt(t: float) -> str:

@@ -401,4 +401,5 @@ def test_completed_weights_wait_for_min_completed_then_stop(make_trial, drive):
     assert "learning family weights: 1 of 2 completed trials" in log[4]["reason"]
     stop = log[-1]
     assert stop["decision"] == "STOP" and stop["p_beat"] < 0.05
+    assert stop["reason"].endswith("; families weighted by 2 completed trials")
     assert stop["weights"] and sum(stop["weights"].values()) <= 1.0 + 1e-9
