@@ -15,7 +15,8 @@ the next step. At each epoch t >= grace and t < max_t, once some trial has finis
 the first t values (``raynas.estimators.curves.predict``, fast method, bounds 0..100, exactly
 the arguments ``LCEScheduler`` passes) and stops the trial when P(final > the best final seen)
 < delta; ``check_every`` is 1. Tune's ASHA (rungs 4 and 12, eta 3, its cut-off: the 1 - 1/eta
-percentile of the values recorded earlier at the rung) runs through the same replay as the peer:
+percentile of the values recorded earlier at the rung; ``--asha-graces`` for other first
+rungs) runs through the same replay as the peer:
 compare its row with the Tuner benchmark's ASHA row to see how far the replay's timing is from
 a Tuner's. ``--weights completed`` weighs the families as ``LCEScheduler(weights="completed")``
 does (by their errors on the finished trials' finals); ``--calibrate`` (replay only) adds to
@@ -197,6 +198,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=3,
         help="with --weights completed or --calibrate: finished trials needed before a stop",
     )
+    parser.add_argument(
+        "--asha-graces",
+        default="4",
+        help="first rungs of the ASHA peers (eta 3: rungs g, 3g, 9g below max_t)",
+    )
     parser.add_argument("--out", default=None, help="also write the printed text here")
     args = parser.parse_args(argv)
     table = curve_data.table(args.table)
@@ -241,7 +247,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for seed in range(args.seeds)
     ]
     out(f"{'setting':20s} {'% FIFO':>7s} {'regret':>13s} {'worst':>6s}")
-    for name, make in [("asha 4/12 (peer)", lambda: asha(4, 3, max_t))] + [
+    peers = [
+        (f"asha g{g} (peer)", lambda g=g: asha(g, 3, max_t))
+        for g in (int(g) for g in args.asha_graces.split(","))
+    ]
+    for name, make in peers + [
         (name, lambda decide=decide: decide) for name, decide in settings.items()
     ]:
         fractions, regrets = [], []

@@ -59,3 +59,28 @@ def test_replay_lce_with_learnt_weights_waits_for_min_completed(bench):
     assert bench.replay(values, [0, 2, 1], late, workers=1)[0] == 60
     calibrated = bench.lce(values, 4, 0.05, {}, calibrate=True, min_completed=2)
     assert bench.replay(values, [0, 1, 2], calibrated, workers=1) == (40 + 4, 1)
+
+
+def test_cli_prints_one_asha_peer_per_grace(bench, tmp_path):
+    out = tmp_path / "grid.txt"
+    assert (
+        bench.main(
+            [
+                "--seeds",
+                "1",
+                "--archs",
+                "12",
+                "--graces",
+                "4",
+                "--deltas",
+                "0.05",
+                "--asha-graces",
+                "2,4",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    rows = [line.split()[0:2] for line in out.read_text().splitlines()]
+    assert ["asha", "g2"] in rows and ["asha", "g4"] in rows and ["lce", "g4"] in rows
