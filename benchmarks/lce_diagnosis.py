@@ -184,10 +184,7 @@ def family_ranking(piv, max_t: int, ts: Sequence[int], seed: int, floor: float) 
     ]
     for t in ts:
         x = np.arange(1, t + 1, dtype=float)
-        points = [
-            curves.point_predictions(x, ys[:t], max_t, families=names, bounds=(0, 100))
-            for ys in values
-        ]
+        points = [curves.point_predictions(x, ys[:t], max_t, bounds=(0, 100)) for ys in values]
         cells, fitted = [], len(rows)
         for name in names:
             p = np.array([q.get(name, math.nan) for q in points])

@@ -65,6 +65,12 @@ def check_common(
         raise ValueError(f"grace_period must be <= max_t ({max_t!r}), got {grace_period!r}")
 
 
+def check_int(name: str, value: Any, low: int) -> None:
+    """ValueError unless ``value`` is an integer (not a bool) >= ``low``."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from raynas.estimators import curves
-from schedulers.decisions import CONTINUE, STOP, DecisionScheduler, number
+from schedulers.decisions import CONTINUE, STOP, DecisionScheduler, check_int, number
 
 METHODS = ("fast", "mcmc")
 REFERENCES = ("final", "any")
@@ -104,8 +104,7 @@ class LCEScheduler(DecisionScheduler):
         seed: int = 0,
         log_path: str | None = None,
     ) -> None:
-        if not isinstance(check_every, int) or isinstance(check_every, bool) or check_every < 1:
-            raise ValueError(f"check_every must be an integer >= 1, got {check_every!r}")
+        check_int("check_every", check_every, 1)
         if not isinstance(delta, int | float) or not 0 < delta < 1:
             raise ValueError(f"delta must be in (0, 1), got {delta!r}")
         if method not in METHODS:
@@ -117,19 +116,11 @@ class LCEScheduler(DecisionScheduler):
         families = curves.check_families(families)
         if weights not in WEIGHTS:
             raise ValueError(f"unknown weights {weights!r}; choose one of: {', '.join(WEIGHTS)}")
-        if (
-            not isinstance(min_completed, int)
-            or isinstance(min_completed, bool)
-            or min_completed < 1
-        ):
-            raise ValueError(f"min_completed must be an integer >= 1, got {min_completed!r}")
+        check_int("min_completed", min_completed, 1)
         bounds = _check_bounds(bounds)
-        if not isinstance(n_bootstrap, int) or n_bootstrap < 8:
-            raise ValueError(f"n_bootstrap must be an integer >= 8, got {n_bootstrap!r}")
-        if not isinstance(mcmc_steps, int) or mcmc_steps < 20:
-            raise ValueError(f"mcmc_steps must be an integer >= 20, got {mcmc_steps!r}")
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        check_int("n_bootstrap", n_bootstrap, 8)
+        check_int("mcmc_steps", mcmc_steps, 20)
+        check_int("seed", seed, 0)
         super().__init__(
             metric=metric,
             mode=mode,

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from raynas.estimators.tse import tse_e
-from schedulers.decisions import CONTINUE, STOP, DecisionScheduler, number
+from schedulers.decisions import CONTINUE, STOP, DecisionScheduler, check_int, number
 
 
 class TSEScheduler(DecisionScheduler):
@@ -82,8 +82,7 @@ class TSEScheduler(DecisionScheduler):
             raise ValueError(f"tse_metric must be a result key or None, got {tse_metric!r}")
         if not isinstance(loss_attr, str) or not loss_attr:
             raise ValueError(f"loss_attr must be a result key, got {loss_attr!r}")
-        if not isinstance(E, int) or isinstance(E, bool) or E < 1:
-            raise ValueError(f"E must be an integer >= 1, got {E!r}")
+        check_int("E", E, 1)
         super().__init__(
             metric=metric,
             mode=mode,
