@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import ray
 from helpers import EXAMPLES, RAYNAS, cli_env
 
 from raynas import cli, results
@@ -105,13 +106,21 @@ def _recorded_finished(exp: Path) -> int:
 
 
 def _resume(exp: Path, address: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*RAYNAS, "resume", str(exp), "--address", address],
-        env=cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    try:
+        return subprocess.run(
+            [*RAYNAS, "resume", str(exp), "--address", address],
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    except subprocess.TimeoutExpired as e:  # seen once in a full suite run: say what it waited on
+        stderr = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else e.stderr
+        free = ray.available_resources() if ray.is_initialized() else "ray not initialised here"
+        pytest.fail(
+            f"raynas resume did not finish in 300 s; cluster resources free: {free}; "
+            f"its stderr ends:\n{(stderr or '')[-4000:]}"
+        )
 
 
 def _stopped(pid: int) -> bool:
