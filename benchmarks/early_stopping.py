@@ -165,6 +165,15 @@ SETTINGS["lce-w"] = (
     TimedLCE,
     {**SETTINGS["lce"][1], "delta": 0.1, "weights": "completed", "min_completed": 3},
 )
+#: LCE with Domhan's MCMC method and the learnt family weights, delta 0.05, grace 4: the offline
+#: replay's best LCE point on v4 (37.5% / 0.15 over seeds 0-19, ASHA g4 39.9% / 0.07, ASHA
+#: interpolated to 37.5% about 0.14: on ASHA's frontier, not below it), added 2026-12-04
+#: (session 19) for a Tuner confirmation on fresh seeds 400-419. Pre-registered expectation: L1
+#: and L2 met, L3 not met.
+SETTINGS["lce-mcmc-w"] = (
+    TimedLCE,
+    {**SETTINGS["lce-w"][1], "delta": 0.05, "method": "mcmc"},
+)
 for _g in GRACE_SWEEP:
     SETTINGS[f"asha-g{_g}"] = (TimedASHA, {"time_attr": "training_iteration", **_grace(_g)})
     SETTINGS[f"tse-e1-g{_g}"] = (TimedTSE, {**_grace(_g), "tse_metric": None, "E": 1})

@@ -1,7 +1,7 @@
 """LCE's grace period and delta, swept by an offline replay of its decision rule.
 
     python benchmarks/lce_settings.py [--seeds 20] [--archs 100] [--weights completed]
-        [--calibrate] [--out FILE]
+        [--calibrate] [--method fast|mcmc] [--out FILE]
 
 ``benchmarks/early_stopping.py`` runs one LCE setting through real Tuners (~25 s per seed). To
 see whether any other setting would meet the issue's lines (<= 40% of FIFO's epochs, regret
@@ -12,16 +12,17 @@ The replay: the seed's architectures (``raynas.benchmarks.curves.arch_order``, t
 and order as the Tuner benchmark's seed) run on ``--workers`` slots in lock step, one epoch per
 step, slots in a fixed order; a stopped or finished trial's slot takes the next architecture at
 the next step. At each epoch t >= grace and t < max_t, once some trial has finished, LCE fits
-the first t values (``raynas.estimators.curves.predict``, fast method, bounds 0..100, exactly
-the arguments ``LCEScheduler`` passes) and stops the trial when P(final > the best final seen)
-< delta; ``check_every`` is 1. Tune's ASHA (rungs 4 and 12, eta 3, its cut-off: the 1 - 1/eta
-percentile of the values recorded earlier at the rung; ``--asha-graces`` for other first
-rungs) runs through the same replay as the peer:
-compare its row with the Tuner benchmark's ASHA row to see how far the replay's timing is from
-a Tuner's. ``--weights completed`` weighs the families as ``LCEScheduler(weights="completed")``
-does (by their errors on the finished trials' finals); ``--calibrate`` (replay only) adds to
-the prediction the residuals of the finished trials' predictions from as many points. Either
-stops nothing before ``--min-completed`` trials have finished.
+the first t values (``raynas.estimators.curves.predict``, ``--method``: fast by default, or
+mcmc; bounds 0..100, exactly the arguments ``LCEScheduler`` passes) and stops the trial when
+P(final > the best final seen) < delta; ``check_every`` is 1. Tune's ASHA (rungs 4 and 12,
+eta 3, its cut-off: the 1 - 1/eta percentile of the values recorded earlier at the rung;
+``--asha-graces`` for other first rungs) runs through the same replay as the peer: compare its
+row with the Tuner benchmark's ASHA row to see how far the replay's timing is from a Tuner's.
+``--weights completed`` weighs the families as ``LCEScheduler(weights="completed")`` does (by
+their errors on the finished trials' finals; with mcmc, the families it keeps are sampled);
+``--calibrate`` (replay only) adds to the prediction the residuals of the finished trials'
+predictions from as many points. Either stops nothing before ``--min-completed`` trials have
+finished.
 
 Regret, as in the Tuner benchmark: the best stored final val_acc of the seed's
 architectures minus the final of the trial with the highest last-reported val_acc.
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,7 @@ def lce(
     weights: str = "bic",
     calibrate: bool = False,
     min_completed: int = 3,
+    method: str = "fast",
 ) -> Decide:
     """LCE's rule. ``weights="completed"``: the families weighted by how well they predicted
     the finished trials' finals from the same t (``curves.completed_weights``) instead of by
@@ -109,20 +111,26 @@ def lce(
     max_t = values.shape[1]
     learn = weights == "completed" or calibrate
     every = dict.fromkeys(curves.names(), 1.0)
+    learnt_fast = weights == "completed" and method == "fast"
 
-    def prediction(index: int, t: int):
-        if (index, t) not in cache:
+    def prediction(index: int, t: int, kept: Mapping[str, float] | None = None):
+        """The fit of trial ``index``'s first ``t`` values: the fast method fits every family
+        once and is reweighted afterwards; mcmc samples only the families ``kept`` keeps."""
+        fams = None
+        if kept is not None:
+            fams = frozenset(k for k, v in kept.items() if v >= curves.MIN_WEIGHT)
+        if (index, t, fams) not in cache:
             rng = np.random.default_rng([seed, index, t])
-            cache[index, t] = fit_prefix(
+            cache[index, t, fams] = fit_prefix(
                 values[index],
                 t,
                 max_t,
                 0.0,
-                "fast",
+                method,
                 rng,
-                family_weights=every if weights == "completed" else None,
+                family_weights=kept if kept is not None else (every if learnt_fast else None),
             )
-        return cache[index, t]
+        return cache[index, t, fams]
 
     def points(index: int, t: int) -> dict[str, float]:
         if ("points", index, t) not in cache:
@@ -137,11 +145,15 @@ def lce(
         if t < grace or len(finished) < (min_completed if learn else 1):
             return True
         reference = float(max(values[i, -1] for i in finished))
-        pred = prediction(index, t)
         finals = [float(values[i, -1]) for i in finished]
-        if pred is not None and weights == "completed":
+        if weights == "completed":
             w = curves.completed_weights([points(i, t) for i in finished], finals)
-            pred = pred.reweighted(w, reference)
+        if weights == "completed" and method == "mcmc":
+            pred = prediction(index, t, w) if w else None
+        else:
+            pred = prediction(index, t)
+            if pred is not None and weights == "completed":
+                pred = pred.reweighted(w, reference)
         if pred is None:  # no fit: LCE continues
             return True
         if not calibrate:
@@ -199,6 +211,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="with --weights completed or --calibrate: finished trials needed before a stop",
     )
     parser.add_argument(
+        "--method",
+        choices=("fast", "mcmc"),
+        default="fast",
+        help="LCE's fitting method (mcmc: Domhan's sampler, ~0.2 s per fit)",
+    )
+    parser.add_argument(
         "--asha-graces",
         default="4",
         help="first rungs of the ASHA peers (eta 3: rungs g, 3g, 9g below max_t)",
@@ -221,9 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"table: {table.path} ({len(archs)} architectures x {max_t} epochs); {args.seeds} seeds "
         f"x {args.archs} architectures, {args.workers} in flight, replayed in lock step"
     )
-    suffix = " w" if args.weights == "completed" else ""
+    suffix = " mcmc" if args.method == "mcmc" else ""
+    suffix += " w" if args.weights == "completed" else ""
     suffix += " cal" if args.calibrate else ""
-    if suffix:
+    if args.weights == "completed" or args.calibrate:
         out(
             f"w: family weights learnt from the finished trials; cal: P(beat) corrected by "
             f"their residuals; either from {args.min_completed} finished trials"
@@ -241,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 weights=args.weights,
                 calibrate=args.calibrate,
                 min_completed=args.min_completed,
+                method=args.method,
             )
     orders = [
         [archs.index(a) for a in curve_data.arch_order(seed, args.archs, args.table)]
