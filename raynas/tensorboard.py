@@ -19,6 +19,21 @@ from ray.tune import Callback
 log = logging.getLogger(__name__)
 
 
+def summary_writer(logdir: str):
+    """An event-file writer for ``logdir`` whose ``flush()`` returns only once every event
+    added before it is on disk.
+
+    torch's ``SummaryWriter`` rather than tensorboardX's: tensorboardX queues events for a
+    background thread and its ``flush()`` does not wait for that queue, so a trial stopped right
+    after reporting (a scheduler's STOP, ``max_t``) lost its last epoch's images. torch's file
+    names also carry the process id, so they cannot collide with the file Tune's own
+    tensorboardX logger writes into the same trial folder in the same second.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(logdir)
+
+
 class SearchProgressCallback(Callback):
     """Writes ``search/<metric>`` and ``search/best_<metric>`` per completed trial.
 
@@ -71,9 +86,7 @@ class SearchProgressCallback(Callback):
 
     def _get_writer(self):
         if self._writer is None:
-            from tensorboardX import SummaryWriter
-
-            self._writer = SummaryWriter(self.logdir)
+            self._writer = summary_writer(self.logdir)
         return self._writer
 
     def on_experiment_end(self, trials: list, **info) -> None:

@@ -56,10 +56,11 @@ it between trials of one machine; ``benchmarks/darts.py`` measures activation me
 batch-order generators, torch's RNG, the epoch; a restored trial continues exactly (CPU,
 fixed seed). **TensorBoard**: per epoch, softmax(α) of each cell type as a heatmap image
 (rows: edges, columns: ops; colours scaled from the image's min to its max), the α table and
-the genotype as text, written with tensorboardX into the trial's folder
-(``tune.get_context().get_trial_dir()``; Tune copies it to the experiment folder with
-``SyncConfig(sync_artifacts=True)``), next to Tune's scalars. A non-finite loss or α ends the
-trial with ``FloatingPointError``.
+the genotype as text, written into the trial's folder (``tune.get_context().get_trial_dir()``;
+Tune copies it to the experiment folder with ``SyncConfig(sync_artifacts=True)``), next to
+Tune's scalars, and flushed to disk before the epoch is reported, so a trial stopped right after
+its report keeps its last epoch (``raynas.tensorboard.summary_writer``). A non-finite loss or α
+ends the trial with ``FloatingPointError``.
 """
 
 from __future__ import annotations
@@ -658,9 +659,9 @@ class AlphaBoard:
 
     def log(self, search: DartsSearch, metrics: Mapping[str, Any]) -> None:
         if self._writer is None:
-            from tensorboardX import SummaryWriter
+            from raynas.tensorboard import summary_writer
 
-            self._writer = SummaryWriter(self.logdir)
+            self._writer = summary_writer(self.logdir)
         step = int(metrics["epoch"])
         model = search.model
         with torch.no_grad():

@@ -258,6 +258,25 @@ def test_example_files_build(name, monkeypatch):
         assert parts.searcher.archs == [v2]
 
 
+def test_alpha_board_events_are_on_disk_when_log_returns(tmp_path):
+    # A scheduler may stop the trial right after its report, before close(): every epoch's
+    # image and texts must already be in the file then (tensorboardX's flush did not wait for
+    # its writer thread, and the Tuner test lost the last epoch's image about 1 run in 12).
+    search = _search()
+    board = darts.AlphaBoard(str(tmp_path))
+    try:
+        for epoch in (1, 2, 3):
+            metrics = search.step()
+            board.log(search, metrics)
+            events = _read_events(str(tmp_path))
+            assert [e.step for e in events["images"]["alpha/normal"]] == list(range(1, epoch + 1))
+            assert [e.step for e in events["tensors"]["genotype/text_summary"]] == list(
+                range(1, epoch + 1)
+            )
+    finally:
+        board.close()
+
+
 def test_darts_trainable_in_tuner_with_asha(ray_address, tmp_path):
     space = search_spaces.get("nb201")
     trainable = darts.make(
