@@ -24,6 +24,14 @@ their errors on the finished trials' finals; with mcmc, the families it keeps ar
 predictions from as many points. Either stops nothing before ``--min-completed`` trials have
 finished.
 
+``--method curves`` (replay only, not in ``LCEScheduler``) replaces the parametric families by
+the finished trials' own curves (``matched``): each finished curve, shifted to the trial's first
+t points, predicts its final value plus the shift, weighted by how well the shifted curve fits;
+the spread of one prediction is ``--noise`` (one measurement's sd) and ``--spreads`` x (max_t -
+t) / max_t (the extrapolation's). This asks whether a predictor that knows the experiment's
+curve shape (the LR schedule's late rise, which the saturating families miss) does better than
+the families; it stops nothing before ``--min-completed`` trials have finished.
+
 Regret, as in the Tuner benchmark: the best stored final val_acc of the seed's
 architectures minus the final of the trial with the highest last-reported val_acc.
 """
@@ -36,6 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import norm
 
 from raynas.benchmarks import curves as curve_data
 from raynas.estimators import curves
@@ -170,6 +179,36 @@ def lce(
     return decide
 
 
+def matched(
+    values: np.ndarray,
+    grace: int,
+    delta: float,
+    spread: float,
+    noise: float,
+    min_completed: int = 3,
+) -> Decide:
+    """Stop when P(final beats the best final) < ``delta``, the final predicted from the
+    finished trials' curves shifted onto the trial's first t values (see ``--method curves``)."""
+    max_t = values.shape[1]
+
+    def decide(index: int, t: int, value: float, state: dict) -> bool:
+        finished = state["finished"]
+        if t < grace or len(finished) < min_completed:
+            return True
+        seen = values[index, :t]
+        ref = values[finished]
+        shift = (seen - ref[:, :t]).mean(axis=1)
+        sse = ((seen - ref[:, :t] - shift[:, None]) ** 2).sum(axis=1)
+        w = np.exp(-(sse - sse.min()) / (2 * noise**2))
+        mean = ref[:, -1] + shift
+        sd = np.sqrt(noise**2 * (1 + 1 / t) + (spread * (max_t - t) / max_t) ** 2)
+        best = float(ref[:, -1].max())
+        p = float(np.sum(w * norm.sf((best - mean) / sd)) / w.sum())
+        return p >= delta
+
+    return decide
+
+
 def calibrated_p_beat(pred, best: float, residuals: Sequence[float]) -> float:
     """P(beats ``best``) once ``pred`` is corrected by the errors of earlier predictions:
     ``residuals`` are ``final - predicted mean`` of the finished trials from as many points;
@@ -212,9 +251,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--method",
-        choices=("fast", "mcmc"),
+        choices=("fast", "mcmc", "curves"),
         default="fast",
-        help="LCE's fitting method (mcmc: Domhan's sampler, ~0.2 s per fit)",
+        help="LCE's fitting method (mcmc: Domhan's sampler, ~0.2 s per fit; curves: the "
+        "finished trials' curves instead of the families, replay only)",
+    )
+    parser.add_argument(
+        "--spreads",
+        default="2",
+        help="--method curves: extrapolation sds (points at t=0, shrinking to 0 at max_t)",
+    )
+    parser.add_argument(
+        "--noise", type=float, default=0.7, help="--method curves: one measurement's sd"
     )
     parser.add_argument(
         "--asha-graces",
@@ -251,6 +299,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings: dict[str, Decide] = {}
     for grace in (int(g) for g in args.graces.split(",")):
         for delta in (float(d) for d in args.deltas.split(",")):
+            if args.method == "curves":
+                for spread in (float(x) for x in args.spreads.split(",")):
+                    settings[f"curves g{grace} d{delta:g} s{spread:g}"] = matched(
+                        values, grace, delta, spread, args.noise, args.min_completed
+                    )
+                continue
             name = f"lce g{grace} d{delta:g}" + suffix
             settings[name] = lce(
                 values,
