@@ -75,7 +75,8 @@ class LCEScheduler(DecisionScheduler):
         min_completed: trials that must have reached ``max_t`` before ``weights="completed"``
             stops a trial.
         bounds: optional ``[low, high]`` the metric cannot leave, e.g. ``[0, 1]`` for an
-            accuracy; either may be None. Predictions are clipped to it.
+            accuracy, ``[0, None]`` for a loss with ``mode="min"``; either may be None.
+            Predictions are clipped to it.
         n_bootstrap: bootstrap replicates per family (fast).
         mcmc_steps: ensemble updates per fit (mcmc); the first half is burn-in.
         seed: seeds the bootstrap/MCMC together with the trial id and t.

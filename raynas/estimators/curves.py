@@ -745,12 +745,15 @@ def completed_weights(
 
 
 def _oriented_bounds(bounds, sign: int, shift: float) -> tuple[float, float]:
+    """``bounds`` on ``y`` as bounds on ``z = sign * y + shift``; a missing bound is infinite on
+    its own side of ``y``, which is the other side of ``z`` for ``mode="min"``."""
     if bounds is None:
         return -_INF, _INF
     low, high = bounds
-    low = -_INF if low is None else sign * low + shift
-    high = _INF if high is None else sign * high + shift
-    return min(low, high), max(low, high)
+    low = -_INF if low is None else low
+    high = _INF if high is None else high
+    ends = (sign * low + shift, sign * high + shift)
+    return min(ends), max(ends)
 
 
 def _bootstrap(fits, x, target, lo_z, hi_z, floor, rng, n_boot, uniform=False):

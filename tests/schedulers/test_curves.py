@@ -94,6 +94,29 @@ def test_loss_curve_with_mode_min():
     assert pred.mean == pytest.approx(0.3 + 2.0 * 50**-0.8, abs=0.05)
 
 
+def test_one_sided_bounds_in_mode_min_bound_the_right_side():
+    # A loss is bounded below: bounds (0, None) must leave a prediction of 0.39 alone (they
+    # once clipped every mode-min prediction up to the bound, so a loss was predicted to reach
+    # 0 and LCE on a loss never stopped anything); a bound the curve would cross clips it.
+    x = np.arange(1, 11, dtype=float)
+    loss = 0.3 + 2.0 * x**-0.8
+    free = curves.predict(x, loss, 50, 0.2, mode="min", rng=np.random.default_rng(0))
+    floor = curves.predict(
+        x, loss, 50, 0.2, mode="min", bounds=(0, None), rng=np.random.default_rng(0)
+    )
+    assert floor.mean == pytest.approx(free.mean) and floor.p_beat == pytest.approx(free.p_beat)
+    points = curves.point_predictions(x, loss, 50, mode="min", bounds=(0, None))
+    assert points["pow3"] == pytest.approx(0.3 + 2.0 * 50**-0.8, abs=0.01)
+    clipped = curves.predict(
+        x, loss, 50, 0.45, mode="min", bounds=(0.5, None), rng=np.random.default_rng(0)
+    )
+    assert clipped.mean >= 0.5 - 1e-9 and clipped.p_beat == 0.0
+    # mode max: an open low end still clips at the high one.
+    x, _, better = _hopeless_and_better()
+    pred = curves.predict(x, better, 300, 0.99, bounds=(None, 0.95), rng=np.random.default_rng(0))
+    assert pred.p_beat == 0.0 and pred.mean <= 0.95
+
+
 def test_prediction_depends_only_on_the_generator():
     x, _, better = _hopeless_and_better()
     a = curves.predict(x, better, 30, 0.95, rng=np.random.default_rng(7))
