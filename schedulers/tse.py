@@ -148,6 +148,15 @@ class TSEScheduler(DecisionScheduler):
             if t < self._max_t:
                 self._record_if_crossed(tid, t)
 
+    def _final_result(self, trial, result: Mapping[str, Any] | None) -> None:
+        # A trial that ends by itself on a rung below max_t is recorded there, as Tune's ASHA
+        # records a completed trial's last result, and as a restore would rebuild it.
+        super()._final_result(trial, result)
+        tid = getattr(trial, "trial_id", None)
+        t = number((result or {}).get(self._time_attr))
+        if tid in self._history and t in self._history[tid] and t < self._max_t:
+            self._record_if_crossed(tid, t)
+
     def _decide(self, tid: str, t: float) -> tuple[str, str, dict[str, Any]]:
         attr = self._time_attr
         if t < self._grace_period:

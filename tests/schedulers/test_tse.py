@@ -209,6 +209,36 @@ def test_rebuilt_from_decision_log_decides_as_uninterrupted(make_trial, drive, c
     assert got == expected
 
 
+def test_final_result_on_a_rung_counts_there_live_as_after_a_restore(make_trial):
+    # A class trainable that ends by itself at t=3 (a rung below max_t) gives its last result
+    # only to on_trial_complete; Tune's ASHA records it at the rung, and a restore rebuilding
+    # from the log did too, so the live run must (it did not: B then continued live and
+    # stopped after a restore).
+    a_results = [{"training_iteration": t, "train_loss": v} for t, v in ((1, 1.0), (2, 0.5))]
+    a_final = {"training_iteration": 3, "train_loss": 0.3, "done": True}
+    b_results = [
+        {"training_iteration": t, "train_loss": v} for t, v in ((1, 0.9), (2, 0.7), (3, 0.6))
+    ]
+
+    def run(folder: str, restore: bool) -> list[str]:
+        sched = make_tse()
+        a, b = make_trial("a", folder), make_trial("b", folder)
+        sched.on_trial_add(None, a)
+        for result in a_results:
+            sched.on_trial_result(None, a, dict(result))
+        sched.on_trial_complete(None, a, dict(a_final))
+        if restore:  # Tuner.restore: a fresh scheduler, every trial added again
+            sched = make_tse()
+            a, b = make_trial("a", folder), make_trial("b", folder)
+            sched.on_trial_add(None, a)
+        sched.on_trial_add(None, b)
+        decisions = [sched.on_trial_result(None, b, dict(r)) for r in b_results]
+        assert sched._recorded[3]["a"] == pytest.approx(0.3)  # rung 3 holds a's final TSE
+        return decisions
+
+    assert run("live", False) == run("restored", True) == ["CONTINUE", "CONTINUE", "STOP"]
+
+
 def test_state_round_trip(make_trial, drive, tmp_path):
     sched = make_tse()
     trials = {n: make_trial(n) for n in "abcdef"}
