@@ -426,8 +426,10 @@ class DecisionScheduler(FIFOScheduler):
         obs = self._observe(result)
         previous = self._decided[tid].get(t)
         if previous is not None:  # seen before: Tune's final duplicate, or a replay
+            # A trial retried from an older checkpoint may report another value at this t: the
+            # first one stays in the history (its decision and the derived state used it, and
+            # a restore rebuilds from it); the repeat is only logged.
             if not _same(self._history[tid].get(t), obs):
-                self._history[tid][t] = obs
                 self._write(
                     {
                         "trial_id": tid,
@@ -495,6 +497,7 @@ class DecisionScheduler(FIFOScheduler):
                 "decision": STOP,
                 "early": False,
                 "final": True,
+                "reached_max_t": t >= self._max_t,
                 "reason": f"final result of the trial ({self._time_attr}={_t_out(t)})",
             }
         )
@@ -572,7 +575,7 @@ class DecisionScheduler(FIFOScheduler):
                 self._status[tid] = str(r["event"])
                 continue
             t = number(r.get("t"))
-            if t is None or not isinstance(r.get("obs"), dict):
+            if t is None or not isinstance(r.get("obs"), dict) or r.get("repeat"):
                 continue
             history[t] = dict(r["obs"])
             if r.get("decision") in (CONTINUE, STOP):
@@ -650,17 +653,22 @@ def summarise_decisions(path: str | os.PathLike, top: int = 20) -> str:
         mine = [r for k, r in latest.items() if k[0] == kind]
         trials = {r["trial_id"] for r in mine} | {k[1] for k in events if k[0] == kind}
         early: dict[str, dict[str, Any]] = {}
-        finished = set()
+        finished, ended = set(), set()
         for r in sorted(mine, key=lambda r: r["t"]):
             if r.get("decision") == STOP and r.get("early"):
                 early.setdefault(r["trial_id"], r)
-            elif r.get("decision") == STOP:
+            elif r.get("decision") == STOP and r.get("reached_max_t", True):
                 finished.add(r["trial_id"])
+            elif r.get("decision") == STOP:  # a final result before max_t
+                ended.add(r["trial_id"])
+        ended -= finished | set(early)
         errored = sum(1 for k, e in events.items() if k[0] == kind and e == "error")
         time_attr = next((r.get("time_attr") for r in mine), "t")
         lines.append(
             f"scheduler decisions ({kind}): {len(mine)} results of {len(trials)} trials; "
-            f"{len(early)} stopped early, {len(finished)} reached max_t, {errored} errored"
+            f"{len(early)} stopped early, {len(finished)} reached max_t, "
+            + (f"{len(ended)} ended by themselves before max_t, " if ended else "")
+            + f"{errored} errored"
         )
         ms = sorted(float(r["ms"]) for r in mine if isinstance(r.get("ms"), int | float))
         checks = sorted(

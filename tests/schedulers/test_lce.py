@@ -267,6 +267,41 @@ def test_summary_names_stopped_trial_and_reason(make_trial, drive):
     assert "hopeless      4  P(val_acc@15 > 0.8" in text
 
 
+def test_a_retried_trial_repeating_a_t_with_another_value_keeps_the_first(make_trial):
+    # A trial retried from an older checkpoint reports t=3 again, with another value. The
+    # first value made the decision and the reference; the live scheduler and one rebuilt
+    # from the decision log must both keep it (the live one once kept the reference of the
+    # first and the history of the second, and a restore then used the second).
+    sched = make_lce(reference="any", grace_period=3)
+    trial = make_trial("a", "retried")
+    sched.on_trial_add(None, trial)
+    for t, y in ((1, 0.5), (2, 0.6), (3, 0.95)):
+        sched.on_trial_result(None, trial, {"training_iteration": t, "val_acc": y})
+    sched.on_trial_error(None, trial)
+    assert sched.on_trial_result(None, trial, {"training_iteration": 3, "val_acc": 0.7}) == (
+        "CONTINUE"
+    )
+    restored = make_lce(reference="any", grace_period=3)
+    restored.on_trial_add(None, make_trial("a", "retried"))
+    for scheduler in (sched, restored):
+        assert scheduler.reference_value() == pytest.approx(0.95)
+        assert dict(scheduler.get_state()["history"]["a"])[3] == {"y": 0.95}
+    repeats = [r for r in read_decisions(trial.storage.experiment_fs_path) if r.get("repeat")]
+    assert [r["obs"] for r in repeats] == [{"y": 0.7}]
+
+
+def test_summary_tells_a_trial_that_ended_by_itself_from_one_at_max_t(make_trial, drive):
+    sched = make_lce()
+    trials = {n: make_trial(n, "ended") for n in ("ref", "short")}
+    drive(sched, trials, [("ref", r) for r in results("ref")], set())
+    for result in results("close")[:2]:
+        sched.on_trial_result(None, trials["short"], result)
+    # a class trainable ending by itself at t=3 < max_t: its last result comes only here
+    sched.on_trial_complete(None, trials["short"], {**results("close")[2], "done": True})
+    text = summarise_decisions(trials["ref"].storage.experiment_fs_path)
+    assert "2 trials; 0 stopped early, 1 reached max_t, 1 ended by themselves before max_t" in text
+
+
 def test_summary_of_missing_log_is_empty(tmp_path):
     assert summarise_decisions(tmp_path) == ""
 
