@@ -28,7 +28,15 @@ def _finite_or_inf(total: float) -> float:
 
 def tse(losses: Sequence[float]) -> float:
     """Sum of all per-epoch mean training losses."""
-    return _finite_or_inf(math.fsum(float(v) for v in losses)) if losses else math.nan
+    if not losses:
+        return math.nan
+    values = [float(v) for v in losses]
+    if not all(math.isfinite(v) for v in values):
+        return math.inf
+    try:
+        return _finite_or_inf(math.fsum(values))
+    except OverflowError:  # finite losses whose sum passes the largest float
+        return math.inf
 
 
 def tse_e(losses: Sequence[float], window: int = 1) -> float:

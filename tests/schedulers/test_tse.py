@@ -63,6 +63,9 @@ def test_tse_estimators():
     assert tse_ema([2.0, 1.0, 0.5], 0.5) == pytest.approx(0.5 * 0.5 * 2.0 + 0.5 * 1.0 + 0.5)
     assert tse_ema([1.0, math.inf], 0.9) == math.inf
     assert tse_e([1.0, math.nan], 1) == math.inf
+    # a diverged run is the worst, never an error (math.fsum raises on these)
+    assert tse([math.inf, -math.inf]) == math.inf
+    assert tse_e([1e308, 1e308], 2) == math.inf
 
 
 def test_rung_logic_keeps_best_fraction_by_tse(make_trial, drive):
