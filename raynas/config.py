@@ -182,6 +182,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+#: The keys of an experiment that name a registry entry (a string or {name, options}).
+COMPONENTS = ("space", "searcher", "scheduler", "trainable")
+
+
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """Apply ``--set`` overrides to the raw mapping (before validation)."""
     for text in overrides:
@@ -189,8 +193,12 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
         node = data
         for part in path[:-1]:
             child = node.get(part)
-            if isinstance(child, str) and part in ("space", "searcher", "scheduler", "trainable"):
+            if isinstance(child, str) and part in COMPONENTS:
                 child = {"name": child}
+            if child is None and node is data and part in COMPONENTS:
+                # a component the file leaves at its default: --set searcher.options.seed=3
+                default = ExperimentConfig.model_fields[part].default
+                child = {} if not isinstance(default, Component) else {"name": default.name}
             if child is None:
                 child = {}
             if not isinstance(child, dict):
@@ -220,13 +228,25 @@ def load(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"experiment file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(e).split())}") from None
+    data = read_yaml(path)
     if data is None:
         raise ConfigError(f"{path}: the experiment file is empty")
     if isinstance(data, dict):
         data = apply_overrides(data, overrides)
-        data.setdefault("name", path.stem)
+        if data.get("name") is None:  # absent or `name:` left empty
+            data["name"] = path.stem
     return from_mapping(data, str(path))
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's content (ConfigError naming the file if it cannot be read or parsed)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(e).split())}") from None

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from raynas.config import ConfigError, ExperimentConfig, from_mapping
+from raynas.config import ConfigError, ExperimentConfig, from_mapping, read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -214,11 +214,7 @@ def load_experiment_config(path: str | Path) -> ExperimentConfig:
     file = path / CONFIG_FILE
     if not file.is_file():
         raise ConfigError(f"{path} is not a raynas experiment folder (no {CONFIG_FILE})")
-    try:
-        data = yaml.safe_load(file.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{file}: invalid YAML: {' '.join(str(e).split())}") from None
-    return from_mapping(data, str(file))
+    return from_mapping(read_yaml(file), str(file))
 
 
 def resume(path: str | Path, address: str | None = None, verbose: int = 1):

@@ -124,6 +124,34 @@ def test_unreachable_cluster_fails_fast(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_set_reaches_into_a_component_left_at_its_default(tmp_path):
+    # the --help example: the file names no searcher, so the default one gets the option
+    cfg = load(
+        write(tmp_path, "space: nb201\n"),
+        ["searcher.options.seed=3", "trainable.options.dataset=cifar100"],
+    )
+    assert (cfg.searcher.name, cfg.searcher.options) == ("random", {"seed": 3})
+    assert (cfg.trainable.name, cfg.trainable.options) == ("table", {"dataset": "cifar100"})
+
+
+def test_name_and_storage_path_from_the_command_line_stay_as_typed(tmp_path):
+    overrides = cli.run_overrides([], "2024-06-01", "/data/run #2")
+    cfg = load(write(tmp_path, "space: nb201\n"), overrides)
+    assert cfg.name == "2024-06-01" and cfg.storage_path == "/data/run #2"
+
+
+def test_an_empty_name_is_the_file_stem(tmp_path):
+    assert load(write(tmp_path, "name:\nspace: nb201\n")).name == "exp"
+
+
+def test_a_file_that_is_not_utf8_is_one_clear_error(tmp_path, capsys):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("# r\xe9sum\xe9\nspace: nb201\n".encode("latin-1"))
+    assert cli.main(["run", str(path), "--storage-path", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "latin1.yaml: not UTF-8 text" in err and "Traceback" not in err
+
+
 def test_config_error_is_a_value_error():
     assert issubclass(ConfigError, ValueError)
 
