@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Print the top architectures, trial states and wall time.",
     )
     rep.add_argument("path", help="experiment folder")
-    rep.add_argument("--top", type=int, default=10, help="rows in the leaderboard")
+    rep.add_argument("--top", type=_positive_int, default=10, help="rows in the leaderboard")
 
     e = sub.add_parser(
         "export",
@@ -76,6 +76,16 @@ def _parser() -> argparse.ArgumentParser:
         description="List the registered search spaces.",
     )
     return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
 
 
 def _fail(message: str) -> int:
@@ -111,19 +121,50 @@ def _finish(grid, exp_dir: str) -> int:
     return 0
 
 
+def run_overrides(sets: list[str], name: str | None, storage_path: str | None) -> list[str]:
+    """``run``'s overrides: the ``--set`` ones, then ``--name`` and ``--storage-path`` as
+    literal strings, not YAML scalars, so a name like 2024-06-01 or a path holding " #"
+    stays as typed (a JSON string is a YAML double-quoted scalar)."""
+    overrides = list(sets)
+    if name:
+        overrides.append(f"name={json.dumps(name)}")
+    if storage_path:
+        overrides.append(f"storage_path={json.dumps(storage_path)}")
+    return overrides
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     _local_ray_env(args.address)
     from raynas import config as cfgmod
     from raynas import experiment
 
-    overrides = list(args.set)
-    if args.name:
-        overrides.append(f"name={args.name}")
-    if args.storage_path:
-        overrides.append(f"storage_path={args.storage_path}")
-    cfg = cfgmod.load(args.file, overrides)
+    cfg = cfgmod.load(args.file, run_overrides(args.set, args.name, args.storage_path))
     grid = experiment.run(cfg, address=args.address, verbose=0 if args.quiet else 1)
-    return _finish(grid, str(Path(experiment.storage_path(cfg)) / str(cfg.name)))
+    root = experiment.storage_path(cfg)
+    if "://" in root:  # remote storage: no local folder to report from
+        return _finish_remote(grid, f"{root.rstrip('/')}/{cfg.name}", cfg)
+    return _finish(grid, str(Path(root) / str(cfg.name)))
+
+
+def _finish_remote(grid, uri: str, cfg) -> int:
+    """The outcome of a run whose experiment lives at a URI (no local folder to report from),
+    from Tune's ResultGrid; 130 if trials are left unfinished, as ``_finish``."""
+    trials = getattr(getattr(grid, "_experiment_analysis", None), "trials", None) or []
+    finished = sum(1 for t in trials if t.status in ("TERMINATED", "ERROR"))
+    print(f"{len(grid)} trials, {grid.num_errors} errored; results in {uri}")
+    try:
+        best = grid.get_best_result(cfg.metric, cfg.mode)
+        print(f"best: {cfg.metric}={best.metrics.get(cfg.metric)} ({best.path})")
+    except RuntimeError as e:  # no trial reported the metric
+        print(f"no best trial: {e}", file=sys.stderr)
+    if finished < cfg.num_samples and not cfg.time_budget_s:
+        print(
+            f"interrupted: {finished} of {cfg.num_samples} trials finished; copy {uri} to a "
+            "local folder and continue with: raynas resume <folder>",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -146,7 +187,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     text = json.dumps(results.best(results.load(args.path)), indent=2)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        try:
+            Path(args.out).write_text(text + "\n")
+        except OSError as e:
+            return _fail(f"cannot write {args.out}: {e.strerror or e}")
         print(f"wrote {args.out}")
     else:
         print(text)

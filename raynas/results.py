@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ class Summary:
             self.trials[list(objectives)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
         )
         keep = np.isfinite(values).all(axis=1)
+        if not keep.any():  # no trial reported every objective as a number
+            return self.trials.iloc[0:0]
         df = self.trials[keep]
         signs = np.array([1.0 if mode == "max" else -1.0 for mode in objectives.values()])
         points = (values[keep] * signs).tolist()  # "higher is better" for every objective
@@ -193,10 +196,11 @@ def best(summary: Summary) -> dict[str, Any]:
         config = space.encode(genotype)
     else:
         genotype = space.decode(config)
+    # numbers.Number: pandas hands back numpy scalars (np.int64 is no int)
     metrics = {
-        k: (None if isinstance(v, float) and math.isnan(v) else v)
+        k: (None if isinstance(v, numbers.Real) and math.isnan(v) else v)
         for k, v in row.items()
-        if not k.startswith("config/") and isinstance(v, int | float | str)
+        if not k.startswith("config/") and isinstance(v, numbers.Number | str)
     }
     return json.loads(
         json.dumps(

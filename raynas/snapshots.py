@@ -50,7 +50,12 @@ def newest_state(folder: Path) -> tuple[str, list[Path]] | None:
     if not states:
         return None
     ts = _STATE_RE.match(states[-1]).group("ts")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and f"-{ts}." in p.name)
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        # a *.tmp is a copy cut short (a kill during _copy_atomic), never a state file
+        if p.is_file() and f"-{ts}." in p.name and not p.name.endswith(".tmp")
+    )
     return ts, files
 
 

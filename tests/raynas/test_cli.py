@@ -256,3 +256,65 @@ def test_report_lists_an_architecture_evaluated_twice_once(ray_address, tmp_path
     assert code == 0 and "trials: 3 of num_samples=3" in out
     rows = [line.split() for line in out.splitlines() if line[:1].isdigit()]
     assert [(r[-1], r[-2]) for r in rows] == [(best, "2"), (other, "1")]
+
+
+def _summary(config: dict, rows: list[dict]):
+    from collections import Counter
+
+    import pandas as pd
+
+    from raynas import config as cfgmod
+    from raynas import results
+
+    cfg = cfgmod.from_mapping({"name": "x", "space": "nb201", **config})
+    return results.Summary(cfg, pd.DataFrame(rows), Counter(TERMINATED=len(rows)), 1.0, None)
+
+
+def test_report_when_no_trial_reported_every_objective(capsys):
+    from raynas import results
+
+    nan = float("nan")
+    objectives = {"objectives": {"val_acc": "max", "params_m": "min"}}
+    rows = [
+        {"trial_id": f"t{i}", "status": "TERMINATED", "val_acc": v, "params_m": nan, "arch": "a"}
+        for i, v in enumerate([0.3, 0.1])
+    ]
+    summary = _summary({"searcher": {"name": "evolution", "options": objectives}}, rows)
+    assert summary.pareto_front().empty
+    text = results.format_report(summary, top=3)
+    assert "t0" in text
+
+
+def test_export_keeps_integer_metrics(capsys):
+    import search_spaces
+    from raynas import results
+
+    space = search_spaces.get("nb201")
+    config = {f"config/{k}": d.categories[0] for k, d in space.tune_space().items()}
+    rows = [{"trial_id": "t0", "status": "TERMINATED", "epochs": 12, "val_acc": 0.9, **config}]
+    best = results.best(_summary({"metric": "epochs"}, rows))
+    assert best["metrics"]["epochs"] == 12 and best["metrics"]["val_acc"] == 0.9
+
+
+@pytest.mark.parametrize("top", ["0", "-1", "x"])
+def test_report_top_must_be_a_positive_integer(top, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["report", str(tmp_path), "--top", top])
+    assert exit_info.value.code == 2
+    assert "expected an integer >= 1" in capsys.readouterr().err
+
+
+def test_export_to_a_missing_folder_is_a_user_error(finished, tmp_path, capsys):
+    out = tmp_path / "missing" / "best.json"
+    code, _, err = run_cli(["export", str(finished), "--out", str(out)], capsys)
+    assert code == 2 and f"cannot write {out}" in err and "Traceback" not in err
+
+
+def test_run_with_a_uri_storage_path_reports_from_the_result_grid(ray_address, tmp_path, capsys):
+    uri = f"file://{tmp_path}/remote"
+    args = ["run", str(EXAMPLES / "nb201_random.yaml"), "--storage-path", uri]
+    code, out, err = run_cli([*args, "--name", "uri", "--set", "num_samples=3", "-q"], capsys)
+    assert code == 0, err
+    assert f"3 trials, 0 errored; results in {uri}/uri" in out
+    assert "best: val_acc=" in out
+    assert (tmp_path / "remote" / "uri").is_dir()

@@ -283,3 +283,26 @@ def test_resume_refuses_a_damaged_state_without_a_good_copy(ray_address, tmp_pat
     # Nothing was started or overwritten: no new Tune state, every result still there.
     assert sorted(p.name for p in exp.iterdir()) == before
     assert _done_trials(exp) == done
+
+
+def test_a_copy_cut_short_in_the_backup_does_not_block_the_repair(tmp_path):
+    # A kill during the backup's atomic copy leaves searcher-state-<ts>.pkl.tmp next to the
+    # good copy; it is not a state file, so the good copy must still be restored.
+    import pickle
+
+    from raynas.snapshots import BACKUP_DIR, check_or_repair, newest_state
+
+    ts = "2026-12-04_06-00-00"
+    backup = tmp_path / BACKUP_DIR
+    backup.mkdir()
+    (backup / f"experiment_state-{ts}.json").write_text(json.dumps({"trial_data": []}))
+    (backup / f"searcher-state-{ts}.pkl").write_bytes(pickle.dumps({"ok": 1}))
+    (backup / f"searcher-state-{ts}.pkl.tmp").write_bytes(b"\x80\x04cut")
+    assert [f.name for f in newest_state(backup)[1]] == [
+        f"experiment_state-{ts}.json",
+        f"searcher-state-{ts}.pkl",
+    ]
+    (tmp_path / f"experiment_state-{ts}.json").write_text("")  # Tune's copy, cut short
+    message = check_or_repair(tmp_path)
+    assert message and "restored the last good copy" in message
+    assert json.loads((tmp_path / f"experiment_state-{ts}.json").read_text()) == {"trial_data": []}
