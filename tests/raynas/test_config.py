@@ -90,6 +90,8 @@ BAD = [
         "unknown nb201 dataset 'mnist'; choose one of: cifar10, cifar100, imagenet16-120",
     ),
     ("space: darts\ntrainable: table\n", "the table trainable needs the nb201 space, got 'darts'"),
+    ("space: nb201\nnum_samples: 4\nseed: 1\nnum_samples: 100\n", "duplicate key 'num_samples'"),
+    ("space: {name: nb201, options: {C: 8, C: 16}}\n", "duplicate key 'C'"),
 ]
 
 
