@@ -137,8 +137,17 @@ class NASSearcher(Searcher):
     ) -> None:
         config = self.pending.pop(trial_id, None)
         if config is None:
-            log.warning("%s: result for unknown trial %s ignored", type(self).__name__, trial_id)
-            return
+            # A trial this searcher no longer holds: an errored trial run again by
+            # `raynas resume` (resume_errored keeps its id; the error already ended it here) or
+            # by restart_errored (a new id). Its result carries its config: learn from it.
+            config = self._config_of(result)
+            if config is None:
+                log.warning(
+                    "%s: result for unknown trial %s ignored", type(self).__name__, trial_id
+                )
+                return
+            log.info("%s: learning from trial %s, run again after an error", self, trial_id)
+            self.seen.add(self.arch_key(config))
         score = None if error else self.score(result)
         if score is None:
             log.warning(
@@ -150,6 +159,15 @@ class NASSearcher(Searcher):
             )
         self.history.append((config, score))
         self._observe(config, score)
+
+    def _config_of(self, result: Mapping[str, Any] | None) -> dict | None:
+        """The search-space part of the config a result reports (None: not all of it)."""
+        config = (result or {}).get("config")
+        if not isinstance(config, Mapping) or not self.domains:
+            return None
+        if not all(k in config for k in self.domains):
+            return None
+        return {k: config[k] for k in self.domains}
 
     def _seed_from_proxy(self) -> None:
         """Score the proxy pool and queue its top-k after ``points_to_evaluate``."""

@@ -1,15 +1,89 @@
 """Peer searchers: Tune's own random search, OptunaSearch (TPE) and HyperOptSearch.
 
 They take the space's flat ``tune_space()`` through the Tuner's ``param_space``, so the same
-experiment file runs with any of them.
+experiment file runs with any of them. Optuna and HyperOpt come as forgiving subclasses (see
+``_forgiving``): a result of a trial they never suggested is ignored and a trial that ends
+without a finite metric counts as failed, as in raynas's own searchers; Tune's classes raise
+there (KeyError, TypeError), which ends the whole run.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import warnings
 from typing import Any
 
 from search_spaces.base import SearchSpace
+
+log = logging.getLogger(__name__)
+
+
+class _Forgiving:
+    """Mixin over a Tune searcher ``_known(trial_id)`` says which trials it suggested."""
+
+    def _known(self, trial_id: str) -> bool:
+        raise NotImplementedError
+
+    def _finite(self, result: dict | None) -> bool:
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        for m in metrics:
+            value = (result or {}).get(m)
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                return False
+        return True
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if self._known(trial_id) and self._finite(result):
+            super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        if not self._known(trial_id):
+            log.warning("%s: result for unknown trial %s ignored", type(self).__name__, trial_id)
+            return
+        if not error and not self._finite(result):
+            log.warning(
+                "%s: trial %s ended without a finite %r; counted as failed",
+                type(self).__name__,
+                trial_id,
+                self.metric,
+            )
+            result, error = None, True
+        super().on_trial_complete(trial_id, result, error)
+
+
+def _forgiving(base: type, known) -> type:
+    """``base`` with ``_Forgiving``'s callbacks, made once and kept in this module's globals
+    under its name, so that pickle finds it (Tune saves searchers in the experiment state)."""
+    name = f"Forgiving{base.__name__}"
+    if name not in globals():
+        cls = type(name, (_Forgiving, base), {"_known": known, "__module__": __name__})
+        cls.__qualname__ = name
+        globals()[name] = cls
+    return globals()[name]
+
+
+def __getattr__(name: str) -> type:
+    # A pickle made in another process names the class before make_* has built it here.
+    if name == "ForgivingOptunaSearch":
+        from ray.tune.search.optuna import OptunaSearch
+
+        return _forgiving(OptunaSearch, _optuna_knows)
+    if name == "ForgivingHyperOptSearch":
+        from ray.tune.search.hyperopt import HyperOptSearch
+
+        return _forgiving(HyperOptSearch, _hyperopt_knows)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _optuna_knows(self, trial_id: str) -> bool:
+    return trial_id in self._ot_trials and trial_id not in self._completed_trials
+
+
+def _hyperopt_knows(self, trial_id: str) -> bool:
+    return trial_id in self._live_trial_mapping
 
 
 def make_random(
@@ -58,7 +132,7 @@ def make_optuna(
     sampler = optuna.samplers.TPESampler(
         seed=seed, n_startup_trials=n_startup_trials, multivariate=multivariate
     )
-    return OptunaSearch(
+    return _forgiving(OptunaSearch, _optuna_knows)(
         metric=metric, mode=mode, points_to_evaluate=points_to_evaluate, sampler=sampler
     )
 
@@ -84,7 +158,7 @@ def make_hyperopt(
         raise ValueError(f"n_initial_points must be >= 1, got {n_initial_points}")
     if not 0 < gamma < 1:
         raise ValueError(f"gamma must be in (0, 1), got {gamma}")
-    return HyperOptSearch(
+    return _forgiving(HyperOptSearch, _hyperopt_knows)(
         metric=metric,
         mode=mode,
         points_to_evaluate=points_to_evaluate,

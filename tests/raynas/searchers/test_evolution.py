@@ -194,6 +194,32 @@ def test_evolution_ignores_results_for_unknown_trials():
     assert searcher.population == [] and searcher.history == []
 
 
+@pytest.mark.parametrize("kind", ["evolution", "reinforce"])
+def test_a_trial_run_again_after_an_error_is_learned_from(kind, tmp_path):
+    # `raynas resume` re-runs an errored trial under its id (resume_errored); the searcher
+    # ended it at the error and, restored, no longer holds it: the re-run's result carries its
+    # config, so the architecture joins the population / the controller's batch.
+    from raynas.searchers.reinforce import ReinforceSearcher
+
+    cls = EvolutionSearcher if kind == "evolution" else ReinforceSearcher
+    space = search_spaces.get("nb201")
+    first = cls(space, metric="val_acc", mode="max", seed=0)
+    config = first.suggest("t1")
+    first.on_trial_complete("t1", error=True)
+    first.save(str(tmp_path / "state.pkl"))
+    searcher = cls(space, metric="val_acc", mode="max", seed=0)
+    searcher.restore(str(tmp_path / "state.pkl"))
+    searcher.on_trial_complete("t1", {"val_acc": 93.0, "config": {**config, "seed": 4}})
+    assert searcher.history[-1] == (config, 93.0)
+    if kind == "evolution":
+        assert [m[1] for m in searcher.population] == [config]
+    else:
+        assert searcher.buffer[-1][1] == 93.0
+    # without the config of the search space the result is still ignored
+    searcher.on_trial_complete("t9", {"val_acc": 99.0, "config": {"seed": 1}})
+    assert searcher.history[-1] == (config, 93.0)
+
+
 @pytest.mark.parametrize(
     ("result", "error"),
     [({"val_acc": float("nan")}, False), ({"val_acc": 90.0}, True), ({}, False), (None, False)],
