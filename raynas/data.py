@@ -124,7 +124,9 @@ def _find_cifar_dir(name: str, root: str | os.PathLike | None) -> Path:
     )
 
 
-def _read_batches(folder: Path, files: list[str], label_key: str) -> tuple[np.ndarray, ...]:
+def _read_batches(
+    folder: Path, files: list[str], label_key: str, classes: int
+) -> tuple[np.ndarray, ...]:
     xs, ys = [], []
     for f in files:
         path = folder / f
@@ -139,6 +141,11 @@ def _read_batches(folder: Path, files: list[str], label_key: str) -> tuple[np.nd
             raise DatasetError(f"corrupt dataset file {path}: {type(e).__name__}: {e}") from None
         if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
             raise DatasetError(f"corrupt dataset file {path}: data shape {data.shape}")
+        if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+            raise DatasetError(
+                f"corrupt dataset file {path}: labels outside 0..{classes - 1} "
+                f"(found {labels.min()}..{labels.max()})"
+            )
         xs.append(data.reshape(-1, 3, 32, 32))
         ys.append(labels)
     if not xs:
@@ -165,8 +172,8 @@ def _load_cifar(name: str, root, download: bool):
     if download:
         _download_cifar(name, root)
     folder = _find_cifar_dir(name, root)
-    x_train, y_train = _read_batches(folder, info["train"], info["label_key"])
-    x_test, y_test = _read_batches(folder, info["test"], info["label_key"])
+    x_train, y_train = _read_batches(folder, info["train"], info["label_key"], info["classes"])
+    x_test, y_test = _read_batches(folder, info["test"], info["label_key"], info["classes"])
     return x_train, y_train, x_test, y_test, info["classes"], info["mean"], info["std"]
 
 
@@ -243,6 +250,11 @@ def load(
     if name not in NAMES:
         raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(NAMES)}")
     _check_amount("val_fraction", val_fraction, allow_none=False)
+    if isinstance(val_fraction, float) and val_fraction >= 1:
+        raise DatasetError(
+            f"val_fraction must leave training images: a fraction in (0, 1) or a count, "
+            f"got {val_fraction!r}"
+        )
     _check_amount("subset", subset)
     _check_amount("test_subset", test_subset)
     if name in _CIFAR:
@@ -252,6 +264,7 @@ def load(
     else:
         loaded = _load_synthetic(seed)
     x_train, y_train, x_test, y_test, classes, mean, std = loaded
+    n_train, n_test = len(y_train), len(y_test)
     rng = np.random.default_rng(seed)
     val_idx = _stratified(y_train, val_fraction, rng)
     train_mask = np.ones(len(y_train), bool)
@@ -260,8 +273,19 @@ def load(
     if subset is not None:
         train_idx = train_idx[_stratified(y_train[train_idx], subset, rng)]
     if test_subset is not None:
-        keep = _stratified(y_test, test_subset, rng)
+        # its own generator: the test images must not depend on the training fidelity
+        keep = _stratified(y_test, test_subset, np.random.default_rng([seed, 2]))
         x_test, y_test = x_test[keep], y_test[keep]
+    for split_name, size, options in (
+        ("training", len(train_idx), "val_fraction and subset"),
+        ("validation", len(val_idx), "val_fraction"),
+        ("test", len(y_test), "test_subset"),
+    ):
+        if size == 0:
+            raise DatasetError(
+                f"{name}: the {split_name} split is empty ({n_train} training and "
+                f"{n_test} test images before splitting); check {options}"
+            )
 
     def split(x, y) -> Split:
         return Split(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y))
@@ -308,7 +332,17 @@ class Loader:
         self.pad = max(1, splits.image_size // 8)  # 4 pixels at 32x32, as in CIFAR training
 
     def __len__(self) -> int:
-        return (len(self.data) + self.batch_size - 1) // self.batch_size
+        n = len(self.data)
+        if self._drops_last():
+            n -= 1
+        return (n + self.batch_size - 1) // self.batch_size
+
+    def _drops_last(self) -> bool:
+        """A final training batch of one image is left out (BatchNorm cannot train on one
+        image of a 1x1 map: DARTS's auxiliary head, MobileNetV3 at 32x32); it is shuffled
+        into another batch next epoch."""
+        n = len(self.data)
+        return self.train and n > 1 and n % self.batch_size == 1
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
@@ -322,8 +356,9 @@ class Loader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.data)
         order = torch.randperm(n, generator=self.generator) if self.train else torch.arange(n)
-        for start in range(0, n, self.batch_size):
-            idx = order[start : start + self.batch_size]
+        end = n - 1 if self._drops_last() else n
+        for start in range(0, end, self.batch_size):
+            idx = order[start : min(start + self.batch_size, end)]
             yield self._prepare(self.data.x[idx]), self.data.y[idx]
 
 

@@ -81,6 +81,13 @@ def test_digits_and_synthetic():
         ({"name": "mnist"}, "unknown dataset 'mnist'"),
         ({"name": "digits", "subset": 0.0}, "subset must be a fraction"),
         ({"name": "digits", "val_fraction": -3}, "val_fraction must be a fraction"),
+        ({"name": "digits", "val_fraction": 0.0003}, "the validation split is empty"),
+        ({"name": "digits", "val_fraction": 1.0}, "val_fraction must leave training images"),
+        ({"name": "digits", "val_fraction": 1500}, "the training split is empty"),
+        (
+            {"name": "digits", "test_subset": 0.0001},
+            "the test split is empty .*; check test_subset",
+        ),
     ],
 )
 def test_bad_options(kwargs, message):
@@ -95,3 +102,37 @@ def test_resized_splits_keep_dtype_labels_and_shape():
     assert torch.equal(small.train.y, digits.train.y)
     assert small.train.x.dtype == digits.train.x.dtype
     assert digits.resized(8) is digits
+
+
+def test_test_images_do_not_depend_on_the_training_subset():
+    full = data.load("digits", test_subset=50)
+    half = data.load("digits", test_subset=50, subset=0.5)
+    assert torch.equal(full.test.x, half.test.x) and len(half.train) < len(full.train)
+
+
+@needs_cifar
+def test_labels_outside_the_classes_are_a_corrupt_file(tmp_path):
+    import pickle
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    source = CIFAR_ROOT / "cifar-10-mini" / "cifar-10-batches-py"
+    shutil.copy(source / "test_batch", folder)
+    with open(source / "data_batch_1", "rb") as f:
+        batch = pickle.load(f, encoding="latin1")
+    batch["labels"] = [97] + list(batch["labels"][1:])
+    with open(folder / "data_batch_1", "wb") as f:
+        pickle.dump(batch, f)
+    with pytest.raises(data.DatasetError, match="data_batch_1: labels outside 0..9"):
+        data.load("cifar10", root=tmp_path)
+
+
+@pytest.mark.parametrize("size", [65, 64, 1])
+def test_a_final_training_batch_of_one_image_is_left_out(size):
+    splits = data.load("digits", subset=size, val_fraction=20)
+    loader = data.Loader(splits, "train", 32, train=True)
+    sizes = [len(y) for _, y in loader]
+    assert len(sizes) == len(loader)
+    assert sizes[-1] > 1 or size == 1  # one image alone is still a batch
+    assert sum(sizes) == size - (1 if size % 32 == 1 and size > 1 else 0)
+    assert sum(len(y) for _, y in data.Loader(splits, "train", 32, train=False)) == size
