@@ -51,6 +51,8 @@ def str_to_genotype(text: str) -> NB201Genotype:
             op, _, src = item.partition("~")
             if not src.isdigit():
                 raise ValueError(f"not an nb201 architecture string: {text!r}")
+            if (j, int(src)) in ops:
+                raise ValueError(f"nb201 architecture string has edge {src}->{j} twice: {text!r}")
             ops[(j, int(src))] = op
     if set(ops) != set(EDGES):
         raise ValueError(f"not an nb201 architecture string: {text!r}")

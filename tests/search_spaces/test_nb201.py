@@ -29,6 +29,8 @@ def test_canonical_string_order_matches_tune_keys():
         "|none~0|",
         "|none~0|+|none~0|none~1|+|none~0|none~1|",
         "|bad~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+        # an edge twice: the last copy silently won
+        "|none~0|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|",
     ],
 )
 def test_bad_strings_raise(text):
