@@ -75,6 +75,7 @@ def _borrowed(model: nn.Module, train: bool = True) -> Iterator[nn.Module]:
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
     modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
+    parts = _training_only_parts(model)
     try:
         model.train(train)
         for p, _ in flags:
@@ -88,6 +89,30 @@ def _borrowed(model: nn.Module, train: bool = True) -> Iterator[nn.Module]:
             m.training = training
         for p, flag in flags:
             p.requires_grad_(flag)
+        for m, name, value in parts:
+            setattr(m, name, value)
+
+
+def _training_only_parts(model: nn.Module) -> list[tuple[nn.Module, str, object]]:
+    """Switch off drop-path (a DARTS network's ``drop_path_prob``, which zeroes paths at
+    random in training), so a proxy scores the network that is evaluated; returns
+    ``(module, attribute, old value)`` to put back. The auxiliary head is left to run: the
+    proxies use the main logits only, and NASWOT skips its ReLUs (``_scored_relus``)."""
+    saved = []
+    for m in model.modules():
+        if isinstance(getattr(m, "drop_path_prob", None), int | float) and m.drop_path_prob:
+            saved.append((m, "drop_path_prob", m.drop_path_prob))
+            m.drop_path_prob = 0.0
+    return saved
+
+
+def _scored_relus(model: nn.Module) -> list[nn.Module]:
+    """The ReLUs NASWOT codes: not those of an auxiliary head, which only training has."""
+    return [
+        m
+        for name, m in model.named_modules()
+        if isinstance(m, _RELUS) and "auxiliary_head" not in name.split(".")
+    ]
 
 
 def _weights(net: nn.Module) -> list[torch.Tensor]:
@@ -122,7 +147,7 @@ def _naswot(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> fl
         hooked[0] += 1
 
     with _borrowed(model) as net:
-        handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, _RELUS)]
+        handles = [m.register_forward_hook(hook) for m in _scored_relus(net)]
         try:
             with torch.no_grad():
                 net(inputs)
@@ -144,6 +169,7 @@ def _remove_batchnorm(module: nn.Module) -> None:
 
 def _synflow(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     net = copy.deepcopy(model).train()  # weights are changed: work on a copy
+    _training_only_parts(net)
     _remove_batchnorm(net)
     for p in net.parameters():
         p.grad = None

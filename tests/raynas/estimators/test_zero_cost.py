@@ -189,3 +189,20 @@ def test_naswot_needs_relus():
     x, y = _batch()
     with pytest.raises(ValueError, match="naswot needs nn.ReLU"):
         zero_cost.compute("naswot", model, x, y)
+
+
+def test_training_only_parts_of_a_darts_network_do_not_change_the_scores():
+    # The auxiliary head (extra ReLUs for NASWOT) and drop-path (random zeroed paths) exist
+    # only in training; the proxies score the network that is evaluated.
+    space = search_spaces.get("darts")
+    genotype = space.sample(np.random.default_rng(0))
+    torch.manual_seed(0)
+    extras = space.build(genotype, C=4, layers=3, auxiliary=True, drop_path_prob=0.3)
+    plain = space.build(genotype, C=4, layers=3)
+    plain.load_state_dict(extras.state_dict(), strict=False)
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    for name in ("naswot", "snip", "synflow"):
+        assert zero_cost.compute(name, extras, x, y) == pytest.approx(
+            zero_cost.compute(name, plain, x, y), rel=1e-5
+        ), name
+    assert extras.drop_path_prob == 0.3  # put back
