@@ -283,6 +283,7 @@ class Trainer:
     def step(self) -> dict[str, Any]:
         """Train one epoch and evaluate; returns the epoch's metrics."""
         start = time.perf_counter()
+        lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch trains with
         train_loss, train_acc = self.train_epoch()
         self.epoch += 1
         self.tse += train_loss
@@ -297,7 +298,7 @@ class Trainer:
             "val_acc": val_acc,
             "tse": self.tse,
             "tse_ema": self.tse_ema,
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": lr,
             "params_m": self.params / 1e6,
             "flops_m": self.macs / 1e6,
             "arch": self.arch,

@@ -72,8 +72,8 @@ def test_resume_from_checkpoint_is_exact(tmp_path):
 def test_lr_schedule_cosine_anneals_and_constant_keeps_the_rate():
     trainer = _trainer(lr=0.1)
     cosine = [trainer.step()["lr"] for _ in range(3)]
-    # the rate reported after epoch t is the one epoch t + 1 trains with: 0.1 * (1 + cos(pi t/3))/2
-    assert cosine == pytest.approx([0.075, 0.025, 0.0])
+    # epoch t reports the rate it trained with, 0.1 * (1 + cos(pi (t - 1) / 3)) / 2, as darts does
+    assert cosine == pytest.approx([0.1, 0.075, 0.025])
     trainer = _trainer(lr=0.1, lr_schedule="constant")
     assert [trainer.step()["lr"] for _ in range(3)] == pytest.approx([0.1, 0.1, 0.1])
 
