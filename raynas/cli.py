@@ -141,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = cfgmod.load(args.file, run_overrides(args.set, args.name, args.storage_path))
     grid = experiment.run(cfg, address=args.address, verbose=0 if args.quiet else 1)
     root = experiment.storage_path(cfg)
-    if "://" in root:  # remote storage: no local folder to report from
+    if experiment.is_uri(root):  # remote storage: no local folder to report from
         return _finish_remote(grid, f"{root.rstrip('/')}/{cfg.name}", cfg)
     return _finish(grid, str(Path(root) / str(cfg.name)))
 

@@ -87,13 +87,14 @@ def trial_dirname(trial) -> str:
     return f"{trial.trainable_name}_{trial.trial_id}"
 
 
-def _is_uri(path: str) -> bool:
+def is_uri(path: str) -> bool:
+    """A storage path such as s3://bucket/x or file:///tmp/x (not a local folder)."""
     return "://" in path
 
 
 def storage_path(config: ExperimentConfig) -> str:
     """Absolute local path, or the URI unchanged."""
-    if _is_uri(config.storage_path):
+    if is_uri(config.storage_path):
         return config.storage_path
     return str(Path(config.storage_path).expanduser().resolve())
 
@@ -160,7 +161,7 @@ def run(config: ExperimentConfig, address: str | None = None, verbose: int = 1):
 
     parts = build(config)
     root = storage_path(config)
-    exp_dir = None if _is_uri(root) else Path(root) / str(config.name)
+    exp_dir = None if is_uri(root) else Path(root) / str(config.name)
     if exp_dir is not None:
         if exp_dir.exists() and any(exp_dir.glob("experiment_state-*.json")):
             raise ConfigError(

@@ -146,7 +146,8 @@ class NASSearcher(Searcher):
                     "%s: result for unknown trial %s ignored", type(self).__name__, trial_id
                 )
                 return
-            log.info("%s: learning from trial %s, run again after an error", self, trial_id)
+            name = type(self).__name__
+            log.info("%s: learning from trial %s, run again after an error", name, trial_id)
             self.seen.add(self.arch_key(config))
         score = None if error else self.score(result)
         if score is None:

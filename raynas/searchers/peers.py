@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import warnings
 from typing import Any
 
@@ -29,7 +30,7 @@ class _Forgiving:
         metrics = self.metric if isinstance(self.metric, list) else [self.metric]
         for m in metrics:
             value = (result or {}).get(m)
-            if not isinstance(value, int | float) or not math.isfinite(value):
+            if not isinstance(value, numbers.Real) or not math.isfinite(value):
                 return False
         return True
 
