@@ -332,17 +332,14 @@ class Loader:
         self.pad = max(1, splits.image_size // 8)  # 4 pixels at 32x32, as in CIFAR training
 
     def __len__(self) -> int:
-        n = len(self.data)
-        if self._drops_last():
-            n -= 1
-        return (n + self.batch_size - 1) // self.batch_size
+        return (self._used() + self.batch_size - 1) // self.batch_size
 
-    def _drops_last(self) -> bool:
-        """A final training batch of one image is left out (BatchNorm cannot train on one
-        image of a 1x1 map: DARTS's auxiliary head, MobileNetV3 at 32x32); it is shuffled
-        into another batch next epoch."""
+    def _used(self) -> int:
+        """Images an epoch uses: all, except that a final training batch of one image is left
+        out (BatchNorm cannot train on one image of a 1x1 map: DARTS's auxiliary head,
+        MobileNetV3 at 32x32); it is shuffled into another batch next epoch."""
         n = len(self.data)
-        return self.train and n > 1 and n % self.batch_size == 1
+        return n - 1 if self.train and n > 1 and n % self.batch_size == 1 else n
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
@@ -356,7 +353,7 @@ class Loader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.data)
         order = torch.randperm(n, generator=self.generator) if self.train else torch.arange(n)
-        end = n - 1 if self._drops_last() else n
+        end = self._used()
         for start in range(0, end, self.batch_size):
             idx = order[start : min(start + self.batch_size, end)]
             yield self._prepare(self.data.x[idx]), self.data.y[idx]

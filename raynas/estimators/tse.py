@@ -34,7 +34,7 @@ def tse(losses: Sequence[float]) -> float:
     if not all(math.isfinite(v) for v in values):
         return math.inf
     try:
-        return _finite_or_inf(math.fsum(values))
+        return math.fsum(values)
     except OverflowError:  # finite losses whose sum passes the largest float
         return math.inf
 

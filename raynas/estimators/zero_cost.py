@@ -75,7 +75,7 @@ def _borrowed(model: nn.Module, train: bool = True) -> Iterator[nn.Module]:
     buffers = [(b, b.detach().clone()) for b in model.buffers()]
     modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
-    parts = _training_only_parts(model)
+    drop_path = _drop_path_off(model)
     try:
         model.train(train)
         for p, _ in flags:
@@ -89,15 +89,15 @@ def _borrowed(model: nn.Module, train: bool = True) -> Iterator[nn.Module]:
             m.training = training
         for p, flag in flags:
             p.requires_grad_(flag)
-        for m, name, value in parts:
+        for m, name, value in drop_path:
             setattr(m, name, value)
 
 
-def _training_only_parts(model: nn.Module) -> list[tuple[nn.Module, str, object]]:
+def _drop_path_off(model: nn.Module) -> list[tuple[nn.Module, str, object]]:
     """Switch off drop-path (a DARTS network's ``drop_path_prob``, which zeroes paths at
     random in training), so a proxy scores the network that is evaluated; returns
-    ``(module, attribute, old value)`` to put back. The auxiliary head is left to run: the
-    proxies use the main logits only, and NASWOT skips its ReLUs (``_scored_relus``)."""
+    ``(module, "drop_path_prob", old value)`` to put back. The auxiliary head is left to run:
+    the proxies use the main logits only, and NASWOT skips its ReLUs (``_scored_relus``)."""
     saved = []
     for m in model.modules():
         if isinstance(getattr(m, "drop_path_prob", None), int | float) and m.drop_path_prob:
@@ -169,7 +169,7 @@ def _remove_batchnorm(module: nn.Module) -> None:
 
 def _synflow(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     net = copy.deepcopy(model).train()  # weights are changed: work on a copy
-    _training_only_parts(net)
+    _drop_path_off(net)
     _remove_batchnorm(net)
     for p in net.parameters():
         p.grad = None
