@@ -119,6 +119,8 @@ def fit_prefix(
     method: str,
     rng,
     family_weights=None,
+    mode: str = "max",
+    bounds=(0, 100),
 ):
     """LCE's prediction at ``max_t`` from the first ``t`` values, as ``LCEScheduler`` fits it
     (None: no family fits)."""
@@ -128,9 +130,9 @@ def fit_prefix(
         ys[:t],
         max_t,
         reference,
-        mode="max",
+        mode=mode,
         method=method,
-        bounds=(0, 100),
+        bounds=bounds,
         rng=rng,
         family_weights=family_weights,
     )

@@ -1,7 +1,7 @@
 """LCE's grace period and delta, swept by an offline replay of its decision rule.
 
     python benchmarks/lce_settings.py [--seeds 20] [--archs 100] [--weights completed]
-        [--calibrate] [--method fast|mcmc] [--out FILE]
+        [--calibrate] [--method fast|mcmc|curves] [--metric val_acc|train_loss] [--out FILE]
 
 ``benchmarks/early_stopping.py`` runs one LCE setting through real Tuners (~25 s per seed). To
 see whether any other setting would meet the issue's lines (<= 40% of FIFO's epochs, regret
@@ -31,6 +31,10 @@ the spread of one prediction is ``--noise`` (one measurement's sd) and ``--sprea
 t) / max_t (the extrapolation's). This asks whether a predictor that knows the experiment's
 curve shape (the LR schedule's late rise, which the saturating families miss) does better than
 the families; it stops nothing before ``--min-completed`` trials have finished.
+
+``--metric train_loss`` has LCE extrapolate the training loss curve instead of val_acc (mode min,
+bounds 0..; ``LCEScheduler(curve_metric="train_loss", curve_mode="min")``): the reference is the
+lowest final training loss of the finished trials; ASHA, the pick and the regret stay on val_acc.
 
 Regret, as in the Tuner benchmark: the best stored final val_acc of the seed's
 architectures minus the final of the trial with the highest last-reported val_acc.
@@ -112,11 +116,15 @@ def lce(
     calibrate: bool = False,
     min_completed: int = 3,
     method: str = "fast",
+    mode: str = "max",
+    bounds=(0, 100),
 ) -> Decide:
-    """LCE's rule. ``weights="completed"``: the families weighted by how well they predicted
-    the finished trials' finals from the same t (``curves.completed_weights``) instead of by
-    their BIC; ``calibrate``: P(beat) corrected by the finished trials' residuals at the same t
-    (``calibrated_p_beat``). Either waits for ``min_completed`` finished trials."""
+    """LCE's rule on the curves ``values`` (of the metric LCE watches: val_acc, or train_loss
+    with ``mode="min"``). ``weights="completed"``: the families weighted by how well they
+    predicted the finished trials' finals from the same t (``curves.completed_weights``)
+    instead of by their BIC; ``calibrate``: P(beat) corrected by the finished trials'
+    residuals at the same t (``calibrated_p_beat``). Either waits for ``min_completed``
+    finished trials."""
     max_t = values.shape[1]
     learn = weights == "completed" or calibrate
     every = dict.fromkeys(curves.names(), 1.0)
@@ -138,6 +146,8 @@ def lce(
                 method,
                 rng,
                 family_weights=kept if kept is not None else (every if learnt_fast else None),
+                mode=mode,
+                bounds=bounds,
             )
         return cache[index, t, fams]
 
@@ -145,7 +155,7 @@ def lce(
         if ("points", index, t) not in cache:
             x = np.arange(1, t + 1, dtype=float)
             cache["points", index, t] = curves.point_predictions(
-                x, values[index, :t], max_t, bounds=(0, 100)
+                x, values[index, :t], max_t, mode=mode, bounds=bounds
             )
         return cache["points", index, t]
 
@@ -153,8 +163,8 @@ def lce(
         finished = state["finished"]
         if t < grace or len(finished) < (min_completed if learn else 1):
             return True
-        reference = float(max(values[i, -1] for i in finished))
         finals = [float(values[i, -1]) for i in finished]
+        reference = max(finals) if mode == "max" else min(finals)
         if weights == "completed":
             w = curves.completed_weights([points(i, t) for i in finished], finals)
         if weights == "completed" and method == "mcmc":
@@ -212,7 +222,8 @@ def matched(
 def calibrated_p_beat(pred, best: float, residuals: Sequence[float]) -> float:
     """P(beats ``best``) once ``pred`` is corrected by the errors of earlier predictions:
     ``residuals`` are ``final - predicted mean`` of the finished trials from as many points;
-    the mean over them of P(value + r beats ``best``) = P(value beats ``best - r``)."""
+    the mean over them of P(value + r beats ``best``) = P(value beats ``best - r``) (either
+    mode: the shift is in the metric's units)."""
     return float(np.mean(pred.p_beats(best - np.asarray(residuals, dtype=float))))
 
 
@@ -269,13 +280,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="4",
         help="first rungs of the ASHA peers (eta 3: rungs g, 3g, 9g below max_t)",
     )
+    parser.add_argument(
+        "--metric",
+        choices=("val_acc", "train_loss"),
+        default="val_acc",
+        help="the curve LCE extrapolates: val_acc (mode max, bounds 0..100) or train_loss "
+        "(mode min, bounds 0..); the pick and the regret are by val_acc either way",
+    )
     parser.add_argument("--out", default=None, help="also write the printed text here")
     args = parser.parse_args(argv)
+    if args.method == "curves" and args.metric != "val_acc":
+        parser.error("--method curves replays val_acc only")
     table = curve_data.table(args.table)
     piv = table.frame().pivot_table(index="arch", columns="epoch", values="val_acc")
     archs = list(piv.index)
     values = piv.to_numpy(dtype=float)
     max_t = values.shape[1]
+    watched, mode, bounds = values, "max", (0, 100)
+    if args.metric == "train_loss":
+        loss = table.frame().pivot_table(index="arch", columns="epoch", values="train_loss")
+        watched, mode, bounds = loss.loc[archs].to_numpy(dtype=float), "min", (0, None)
     lines: list[str] = []
 
     def out(text: str = "") -> None:
@@ -290,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     suffix = " mcmc" if args.method == "mcmc" else ""
     suffix += " w" if args.weights == "completed" else ""
     suffix += " cal" if args.calibrate else ""
+    suffix += " loss" if args.metric == "train_loss" else ""
     if args.weights == "completed" or args.calibrate:
         out(
             f"w: family weights learnt from the finished trials; cal: P(beat) corrected by "
@@ -307,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             name = f"lce g{grace} d{delta:g}" + suffix
             settings[name] = lce(
-                values,
+                watched,
                 grace,
                 delta,
                 cache,
@@ -315,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 calibrate=args.calibrate,
                 min_completed=args.min_completed,
                 method=args.method,
+                mode=mode,
+                bounds=bounds,
             )
     orders = [
         [archs.index(a) for a in curve_data.arch_order(seed, args.archs, args.table)]

@@ -61,6 +61,18 @@ def test_replay_lce_with_learnt_weights_waits_for_min_completed(bench):
     assert bench.replay(values, [0, 1, 2], calibrated, workers=1) == (40 + 4, 1)
 
 
+def test_replay_lce_on_a_loss_curve_stops_the_high_loss_one(bench):
+    t = np.arange(1, 21, dtype=float)
+    low = 0.5 + 2.0 * t**-0.8
+    high = 1.5 + 1.0 * t**-0.8
+    values = np.vstack([low, high])
+    decide = bench.lce(values, 4, 0.05, {}, mode="min", bounds=(0, None))
+    assert bench.replay(values, [0, 1], decide, workers=1)[0] == 20 + 4
+    # in mode max these falling curves get no fit, and LCE stops nothing
+    as_max = bench.lce(values, 4, 0.05, {}, mode="max", bounds=(0, None))
+    assert bench.replay(values, [0, 1], as_max, workers=1)[0] == 40
+
+
 def test_cli_prints_one_asha_peer_per_grace(bench, tmp_path):
     out = tmp_path / "grid.txt"
     assert (
