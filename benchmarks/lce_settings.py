@@ -178,7 +178,7 @@ def lce(
         if not calibrate:
             return pred.p_beats(reference) >= delta
         if weights == "completed":
-            means = [_combined(points(i, t), w) for i in finished]
+            means = [curves.combined_prediction(points(i, t), w) for i in finished]
         else:
             means = [None if (p := prediction(i, t)) is None else p.mean for i in finished]
         residuals = [f - m for f, m in zip(finals, means, strict=True) if m is not None]
@@ -225,14 +225,6 @@ def calibrated_p_beat(pred, best: float, residuals: Sequence[float]) -> float:
     the mean over them of P(value + r beats ``best``) = P(value beats ``best - r``) (either
     mode: the shift is in the metric's units)."""
     return float(np.mean(pred.p_beats(best - np.asarray(residuals, dtype=float))))
-
-
-def _combined(points: dict[str, float], weights: dict[str, float]) -> float | None:
-    """The weighted mean of the families' point predictions (None: no weighted family fits)."""
-    total = sum(weights.get(k, 0.0) for k in points)
-    if not total > 0:
-        return None
-    return sum(weights.get(k, 0.0) * v for k, v in points.items()) / total
 
 
 def main(argv: Sequence[str] | None = None) -> int:

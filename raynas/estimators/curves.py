@@ -744,6 +744,17 @@ def completed_weights(
     return {k: math.exp(v) / total for k, v in log_w.items()}
 
 
+def combined_prediction(
+    predictions: Mapping[str, float], weights: Mapping[str, float]
+) -> float | None:
+    """The ``weights``-weighted mean of the families' point ``predictions`` (one curve's
+    ``point_predictions``); None when no family with a weight has a prediction."""
+    total = sum(weights.get(k, 0.0) for k in predictions)
+    if not total > 0:
+        return None
+    return sum(weights.get(k, 0.0) * v for k, v in predictions.items()) / total
+
+
 def _oriented_bounds(bounds, sign: int, shift: float) -> tuple[float, float]:
     """``bounds`` on ``y`` as bounds on ``z = sign * y + shift``; a missing bound is infinite on
     its own side of ``y``, which is the other side of ``z`` for ``mode="min"``."""

@@ -67,6 +67,11 @@ def interleaved(names):
         ({"n_bootstrap": 2}, "n_bootstrap must be an integer >= 8, got 2"),
         ({"weights": "aic"}, "unknown weights 'aic'; choose one of: bic, completed"),
         ({"min_completed": 0}, "min_completed must be an integer >= 1, got 0"),
+        ({"curve_metric": "train_loss"}, r"curve_metric 'train_loss' needs curve_mode"),
+        ({"curve_mode": "min"}, "curve_mode is for curve_metric; without it, set mode"),
+        ({"curve_metric": "loss", "curve_mode": "down"}, "curve_mode must be 'min' or 'max'"),
+        ({"curve_metric": ""}, "curve_metric must be a result key or None"),
+        ({"calibrate": "yes"}, "calibrate must be true or false, got 'yes'"),
     ],
 )
 def test_invalid_option_is_named(options, message):
@@ -196,7 +201,9 @@ def _interrupted(sched_factory, make_trial, drive, names, cut, experiment):
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"weights": "completed", "min_completed": 1}], ids=["bic", "completed"]
+    "options",
+    [{}, {"weights": "completed", "min_completed": 1}, {"calibrate": True, "min_completed": 1}],
+    ids=["bic", "completed", "calibrated"],
 )
 @pytest.mark.parametrize("cut", [20, 27])
 def test_rebuilt_from_decision_log_decides_as_uninterrupted(make_trial, drive, cut, options):
@@ -438,3 +445,69 @@ def test_completed_weights_wait_for_min_completed_then_stop(make_trial, drive):
     assert stop["decision"] == "STOP" and stop["p_beat"] < 0.05
     assert stop["reason"].endswith("; families weighted by 2 completed trials")
     assert stop["weights"] and sum(stop["weights"].values()) <= 1.0 + 1e-9
+
+
+# Loss curves with a late fall the saturating families cannot foresee (as a cosine learning-rate
+# schedule gives): loss(t) = c + t**-0.7 - 0.06 * max(0, t - 10), the same shape for every trial
+LATE = {"ref_a": 1.0, "ref_b": 1.1, "better": 0.95, "hopeless": 1.6}
+
+
+def late_fall(name: str):
+    return [
+        {
+            "training_iteration": t,
+            "train_loss": LATE[name] + t**-0.7 - 0.06 * max(0, t - 10),
+            "val_acc": 0.5,  # flat: an LCE on val_acc would fit nothing and stop nothing
+        }
+        for t in range(1, MAX_T + 1)
+    ]
+
+
+def late_fall_run(make_trial, drive, experiment, **options):
+    sched = make_lce(
+        grace_period=6,
+        bounds=[0, None],
+        curve_metric="train_loss",
+        curve_mode="min",
+        min_completed=2,
+        **options,
+    )
+    trials = {n: make_trial(n, experiment) for n in LATE}
+    stopped: set = set()
+    schedule = [("ref_a", r) for r in late_fall("ref_a")]
+    schedule += [("hopeless", r) for r in late_fall("hopeless")[:6]]
+    schedule += [("ref_b", r) for r in late_fall("ref_b")]
+    decisions = drive(sched, trials, schedule, stopped)
+    rest = zip(late_fall("better"), late_fall("hopeless")[6:] + [None] * 6, strict=True)
+    for better, hopeless in rest:
+        decisions |= drive(sched, trials, [("better", better)], stopped)
+        if hopeless is not None:
+            decisions |= drive(sched, trials, [("hopeless", hopeless)], stopped)
+    log = read_decisions(trials["ref_a"].storage.experiment_fs_path)
+    return sched, decisions, log
+
+
+def test_curve_metric_extrapolates_another_key_than_the_objective(make_trial, drive):
+    sched, decisions, log = late_fall_run(make_trial, drive, "uncal")
+    assert sched.metric == "val_acc" and sched.mode == "max"  # Tune's objective, untouched
+    assert sched.reference_value() == pytest.approx(late_fall("ref_a")[-1]["train_loss"])
+    assert decisions[("hopeless", 6)] == "STOP"  # the first check: ref_a has completed
+    stop = next(r for r in log if r["trial_id"] == "hopeless" and r.get("early"))
+    assert stop["reason"].startswith("P(train_loss@15 < ")
+    # uncorrected, the families miss the late fall and also stop the trial that would win
+    assert any(d == "STOP" and t < MAX_T for (n, t), d in decisions.items() if n == "better")
+
+
+def test_calibration_corrects_a_bias_every_curve_shares(make_trial, drive):
+    sched, decisions, log = late_fall_run(make_trial, drive, "cal", calibrate=True)
+    hopeless = [r for r in log if r["trial_id"] == "hopeless"]
+    assert hopeless[5]["decision"] == "CONTINUE"  # t=6: one of min_completed=2 finished
+    assert "calibrating P(beat): 1 of 2 completed trials" in hopeless[5]["reason"]
+    assert decisions[("hopeless", 7)] == "STOP"
+    assert all(decisions[("better", t)] == "CONTINUE" for t in range(1, MAX_T))
+    assert decisions[("better", MAX_T)] == "STOP"
+    assert sched.reference_value() == pytest.approx(late_fall("better")[-1]["train_loss"])
+    first = next(r for r in log if r["trial_id"] == "better" and "p_beat" in r)
+    assert first["p_beat_fit"] < 0.05 <= first["p_beat"]  # stopped without the correction
+    assert first["residual_mean"] == pytest.approx(-0.3, abs=0.05)  # the missed fall
+    assert "calibrated by 2 completed trials" in first["reason"]

@@ -90,6 +90,30 @@ def test_lce_in_tuner_stops_hopeless_curves_after_the_grace_period(ray_address, 
     assert len(early) == N_ARCHS - 1 and all(r["p_beat"] < 0.05 for r in early)
 
 
+def test_lce_on_the_training_loss_with_calibration_in_tuner(ray_address, table, tmp_path):
+    path, points, good = table
+    scheduler = LCEScheduler(
+        max_t=MAX_T,
+        grace_period=3,
+        bounds=[0, None],
+        curve_metric="train_loss",
+        curve_mode="min",
+        calibrate=True,
+        min_completed=1,
+    )
+    grid = run(path, points, scheduler, tmp_path, "lce_loss")  # TuneConfig: val_acc, max
+    ran = epochs_run(grid)
+    assert not grid.errors and ran[good] == MAX_T
+    assert sorted(t for a, t in ran.items() if a != good) == [3] * (N_ARCHS - 1)
+    assert grid.get_best_result().metrics["arch"] == good
+    early = [r for r in read_decisions(tmp_path / "lce_loss") if r.get("early")]
+    assert len(early) == N_ARCHS - 1
+    assert all(
+        r["reason"].startswith("P(train_loss@8 < ") and "calibrated by 1" in r["reason"]
+        for r in early
+    )
+
+
 def test_tse_in_tuner_stops_slow_trainers_at_the_first_rung(ray_address, table, tmp_path):
     path, points, good = table
     scheduler = TSEScheduler(max_t=MAX_T, grace_period=1, reduction_factor=2)
