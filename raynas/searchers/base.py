@@ -296,22 +296,46 @@ class NASSearcher(Searcher):
             self.set_state(pickle.load(f))
 
 
+def integer_grid(domain: Integer) -> tuple[int, int, int]:
+    """``(first, last, step)``: the values Tune draws from an integer domain are ``first``,
+    ``first + step``, ..., ``last``. ``randint`` excludes ``upper``; ``qrandint(lower, upper,
+    q)`` draws the multiples of ``q`` in ``[lower, upper]``, ``upper`` excluded only when
+    ``q == 1`` (Ray's ``Quantized.sample``). ValueError when there is no such value."""
+    q = getattr(domain.sampler, "q", None)
+    lower, upper = int(domain.lower), int(domain.upper)
+    if not q or int(q) == 1:
+        first, last, step = lower, upper - 1, 1
+    else:
+        step = int(q)
+        first, last = -(-lower // step) * step, (upper // step) * step
+    if last < first:
+        raise ValueError(f"integer domain {domain!r} has no value to draw")
+    return first, last, step
+
+
+def is_log_domain(domain: Domain) -> bool:
+    """Whether Tune draws ``domain`` log-uniformly (``loguniform``, ``lograndint`` and their
+    quantised forms)."""
+    return "LogUniform" in type(getattr(domain.sampler, "sampler", domain.sampler)).__name__
+
+
 def sample_domain(domain: Domain, rng: np.random.Generator) -> Any:
-    """Uniform draw from a Tune domain (log-uniform for loguniform, quantised when asked)."""
+    """Uniform draw from a Tune domain (log-uniform for loguniform, quantised when asked), from
+    the same values Tune itself draws."""
     if isinstance(domain, Categorical):
         return domain.categories[int(rng.integers(len(domain.categories)))]
-    q = getattr(domain.sampler, "q", None)  # Tune wraps quantised samplers
-    is_log = "LogUniform" in type(getattr(domain.sampler, "sampler", domain.sampler)).__name__
     if isinstance(domain, Integer):
-        if is_log:
-            value = int(np.exp(rng.uniform(np.log(domain.lower), np.log(domain.upper))))
-        else:
-            value = int(rng.integers(domain.lower, domain.upper))
-        return int(round(value / q) * q) if q else value
+        first, last, step = integer_grid(domain)
+        if not is_log_domain(domain):
+            return first + step * int(rng.integers((last - first) // step + 1))
+        value = float(np.exp(rng.uniform(np.log(first), np.log(last + 1))))
+        return int(min(max(math.floor(value / step) * step, first), last))
     if isinstance(domain, Float):
-        if is_log:
-            value = float(np.exp(rng.uniform(np.log(domain.lower), np.log(domain.upper))))
+        q = getattr(domain.sampler, "q", None)  # Ray requires bounds divisible by q
+        lower, upper = float(domain.lower), float(domain.upper)
+        if is_log_domain(domain):
+            value = float(np.exp(rng.uniform(np.log(lower), np.log(upper))))
         else:
-            value = float(rng.uniform(domain.lower, domain.upper))
-        return float(round(value / q) * q) if q else value
+            value = float(rng.uniform(lower, upper))
+        return float(min(max(round(value / q) * q, lower), upper)) if q else value
     raise ValueError(f"unsupported Tune domain {domain!r}; use choice, randint or uniform")

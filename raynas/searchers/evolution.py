@@ -87,7 +87,7 @@ import numpy as np
 from ray.tune.search.sample import Categorical, Domain, Float, Integer
 
 from raynas.searchers import quantities
-from raynas.searchers.base import NASSearcher
+from raynas.searchers.base import NASSearcher, integer_grid, is_log_domain
 
 log = logging.getLogger(__name__)
 
@@ -473,8 +473,9 @@ class EvolutionSearcher(NASSearcher):
         for key, domain in self.domains.items():
             if isinstance(domain, Categorical):
                 values.append([(key, v) for v in domain.categories])
-            elif isinstance(domain, Integer) and getattr(domain.sampler, "q", None) is None:
-                values.append([(key, v) for v in range(int(domain.lower), int(domain.upper))])
+            elif isinstance(domain, Integer):
+                first, last, step = integer_grid(domain)
+                values.append([(key, v) for v in range(first, last + 1, step)])
             else:
                 return [], None
         if math.prod(len(v) for v in values) > _ENUMERATE_MAX:
@@ -555,9 +556,8 @@ class EvolutionSearcher(NASSearcher):
             if q:
                 new = min(max(round(new / q) * q, low), high)
             return float(new)
-        step = q or 1
-        top = high if q else high - 1  # randint's upper bound is exclusive
-        new = int(min(max(round(new / step) * step, low), top))
+        step, top = q, high  # an int spec holds (first, last, step) of the values Tune draws
+        new = int(min(max(low + round((new - low) / step) * step, low), top))
         if new == value:  # move at least one step
             up = value + step <= top
             down = value - step >= low
@@ -671,18 +671,17 @@ def _spec(key: str, domain: Domain) -> tuple | None:
     if isinstance(domain, Categorical):
         cats = list(domain.categories)
         return (key, "cat", cats) if len(cats) > 1 else None
-    sampler = getattr(domain.sampler, "sampler", domain.sampler)
-    is_log = "LogUniform" in type(sampler).__name__
-    q = getattr(domain.sampler, "q", None)
+    is_log = is_log_domain(domain)
     if isinstance(domain, Integer):
-        top = domain.upper if q else domain.upper - 1
-        if top <= domain.lower:
-            return None
-        return (key, "int", domain.lower, domain.upper, is_log, q)
+        first, last, step = integer_grid(domain)  # the values Tune draws
+        return None if last <= first else (key, "int", first, last, is_log, step)
     if isinstance(domain, Float):
-        if domain.upper <= domain.lower:
-            return None
-        return (key, "float", domain.lower, domain.upper, is_log, q)
+        q = getattr(domain.sampler, "q", None)
+        return (
+            None
+            if domain.upper <= domain.lower
+            else (key, "float", domain.lower, domain.upper, is_log, q)
+        )
     raise ValueError(f"unsupported Tune domain for {key!r}: {domain!r}")
 
 

@@ -90,7 +90,7 @@ import torch
 from torch import nn
 
 from raynas.searchers import quantities
-from raynas.searchers.base import NASSearcher
+from raynas.searchers.base import NASSearcher, integer_grid, is_log_domain
 from search_spaces.base import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -187,26 +187,23 @@ def _decision(key: str, domain: Any, num_bins: int) -> _Decision:
         raise ValueError(
             f"unsupported Tune domain for {key!r}: {domain!r}; use choice, randint or uniform"
         )
-    sampler = domain.sampler
-    q = getattr(sampler, "q", None)
-    is_log = "LogUniform" in type(getattr(sampler, "sampler", sampler)).__name__
-    lower, upper = float(domain.lower), float(domain.upper)
-    if is_log and lower <= 0:
-        raise ValueError(f"log domain {key!r} needs lower > 0, got {lower}")
+    is_log = is_log_domain(domain)
+    if is_log and domain.lower <= 0:
+        raise ValueError(f"log domain {key!r} needs lower > 0, got {domain.lower}")
     if isinstance(domain, Integer):
-        # randint excludes ``upper``; Tune's quantised qrandint includes it.
-        step = int(q) if q else 1
-        top = int(upper) if q else int(upper) - 1
-        grid = list(range(int(lower), top + 1, step))
+        first, top, step = integer_grid(domain)  # the values Tune draws: first..top by step
+        grid = list(range(first, top + 1, step))
         if len(grid) <= num_bins:  # small integer domain: one choice per value
             return _Decision(key, len(grid), categories=tuple(grid))
         space = np.geomspace if is_log else np.linspace
-        edges = np.unique(np.round(space(lower, top + 1, num_bins + 1)))
+        edges = np.unique(np.round(space(first, top + 1, num_bins + 1)))
         edges = np.log(edges) if is_log else edges
         return _Decision(
             key, len(edges) - 1, edges=tuple(edges.tolist()), log=is_log, integer=True,
-            lower=lower, upper=float(top), q=q,
+            lower=float(first), upper=float(top), q=step if step > 1 else None,
         )  # fmt: skip
+    lower, upper = float(domain.lower), float(domain.upper)
+    q = getattr(domain.sampler, "q", None)
     space = np.geomspace if is_log else np.linspace
     edges = space(lower, upper, num_bins + 1)
     edges = np.log(edges) if is_log else edges
