@@ -38,11 +38,12 @@ and P(beat) is the mean over them of P(prediction beats ``best - r``). This remo
 curves share, e.g. the late fall of the loss under a cosine learning-rate schedule, which the
 saturating families cannot foresee: uncorrected, LCE on the training loss stopped nearly every
 trial of the shipped curves. It needs ``min_completed`` finished trials before it stops one.
-On the shipped cosine-schedule curves (v4), in an offline replay (seeds 0-19), LCE on the
-training loss with calibration (grace 4, delta 0.1) used 36.5% of FIFO's epochs with regret
-0.05 points, where ASHA spending as many epochs had about 0.16; on the constant-LR curves the
-same rule was far worse than ASHA (36.9% / 0.97), because there the final training loss ranks
-the final val_acc much worse (``benchmarks/results/lce_settings.txt``).
+On the shipped cosine-schedule curves (v4), LCE on the training loss with calibration (grace 4,
+delta 0.1) used 36.0% of FIFO's epochs with regret 0.07 points through real Tuners on 20 seeds,
+where an ASHA spending as many epochs had 0.35 (ASHA at rungs 4/12: 39.7% / 0.02;
+``benchmarks/results/early_stopping.txt``). On the constant-LR curves the same rule was far
+worse than ASHA in a replay (36.9% / 0.97), because there the final training loss ranks the
+final val_acc much worse (``benchmarks/results/lce_settings.txt``).
 
 Methods (``method``): ``"fast"`` (default) least squares per family, BIC weights and a residual
 bootstrap, typically a few tens of ms per check; ``"mcmc"`` Domhan's Bayesian weighted

@@ -44,30 +44,34 @@ def test_sample_domain_keeps_a_quantised_float_on_tune_grid():
     assert {round(v, 6) for v in drawn} == {round(v, 6) for v in tune_values(domain)}
 
 
-def test_evolution_mutates_only_to_values_tune_draws():
-    searcher = EvolutionSearcher(metric="score", mode="max", seed=0, population_size=4)
+def run_searcher(searcher, n: int, score, check=None) -> dict[str, set]:
+    """Suggest ``n`` configs of INTEGERS, report ``score(config)``; the values seen per key,
+    each checked to be one Tune draws."""
     assert searcher.set_search_properties(None, None, dict(INTEGERS))
     seen = {k: set() for k in INTEGERS}
-    for i in range(150):
+    for i in range(n):
         config = searcher.suggest(f"t{i}")
         for k in INTEGERS:
             seen[k].add(config[k])
-        searcher.on_trial_complete(f"t{i}", {"score": float(sum(config.values()))})
+        if check is not None:
+            check(config)
+        searcher.on_trial_complete(f"t{i}", {"score": score(config)})
     for k, domain in INTEGERS.items():
         assert seen[k] <= tune_values(domain), k
+    return seen
+
+
+def test_evolution_mutates_only_to_values_tune_draws():
+    searcher = EvolutionSearcher(metric="score", mode="max", seed=0, population_size=4)
+    seen = run_searcher(searcher, 150, lambda c: float(sum(c.values())))
     assert seen["q5"] == {5, 10, 15, 20}  # mutation reaches both ends of the grid
 
 
 def test_reinforce_suggests_only_values_tune_draws():
     searcher = ReinforceSearcher(metric="score", mode="max", seed=0, batch_size=4)
-    assert searcher.set_search_properties(None, None, dict(INTEGERS))
-    seen = {k: set() for k in INTEGERS}
-    for i in range(80):
-        config = searcher.suggest(f"t{i}")
-        for k in INTEGERS:
-            seen[k].add(config[k])
+
+    def has_actions(config):
         assert searcher.actions_of(config) is not None
-        searcher.on_trial_complete(f"t{i}", {"score": float(config["q5"])})
-    for k, domain in INTEGERS.items():
-        assert seen[k] <= tune_values(domain), k
+
+    run_searcher(searcher, 80, lambda c: float(c["q5"]), has_actions)
     assert {d.key: d.size for d in searcher.decisions}["q5"] == 4
