@@ -217,7 +217,9 @@ def test_from_log_summarises_an_earlier_runs_stdout_without_tuners(tmp_path):
     tse = next(line for line in out.splitlines() if line.startswith("tse-e1 "))
     assert tse.split()[:3] == ["tse-e1", "780", "39.0%"]  # 780.5 epochs of 2000
     assert "0.15 ±" in tse  # regret 0.3 on half the seeds
-    assert "paired with ASHA at the same rungs" in out
+    assert "paired with each ASHA setting" in out
+    pair = next(line for line in out.splitlines() if line.split()[:2] == ["tse-e1", "asha"])
+    assert pair.split()[2] == "-19.5"  # 780.5 - 800 epochs per seed
     assert "Spearman correlation with final" not in out  # no table analyses
     assert (tmp_path / "o.txt").read_text().strip() == out.strip()
     bad = subprocess.run(
