@@ -123,7 +123,7 @@ def lce(
     with ``mode="min"``). ``weights="completed"``: the families weighted by how well they
     predicted the finished trials' finals from the same t (``curves.completed_weights``)
     instead of by their BIC; ``calibrate``: P(beat) corrected by the finished trials'
-    residuals at the same t (``calibrated_p_beat``). Either waits for ``min_completed``
+    residuals at the same t (``Prediction.calibrated_p_beat``). Either waits for ``min_completed``
     finished trials."""
     max_t = values.shape[1]
     learn = weights == "completed" or calibrate
@@ -184,7 +184,7 @@ def lce(
         residuals = [f - m for f, m in zip(finals, means, strict=True) if m is not None]
         if len(residuals) < min_completed:
             return True
-        return calibrated_p_beat(pred, reference, residuals) >= delta
+        return pred.calibrated_p_beat(reference, residuals) >= delta
 
     return decide
 
@@ -217,14 +217,6 @@ def matched(
         return p >= delta
 
     return decide
-
-
-def calibrated_p_beat(pred, best: float, residuals: Sequence[float]) -> float:
-    """P(beats ``best``) once ``pred`` is corrected by the errors of earlier predictions:
-    ``residuals`` are ``final - predicted mean`` of the finished trials from as many points;
-    the mean over them of P(value + r beats ``best``) = P(value beats ``best - r``) (either
-    mode: the shift is in the metric's units)."""
-    return float(np.mean(pred.p_beats(best - np.asarray(residuals, dtype=float))))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

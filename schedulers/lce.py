@@ -257,7 +257,7 @@ class LCEScheduler(DecisionScheduler):
         if len(points) < 3:
             return CONTINUE, f"too few points to fit ({len(points)} < 3)", {}
         if self._calibrate and len(self._finals) < self._min_completed:
-            return CONTINUE, self._waiting("calibrating P(beat)"), {"best": best}
+            return CONTINUE, self._waiting(len(self._finals)), {"best": best}
         learnt = None
         notes = []
         if self._weights == "completed":
@@ -282,8 +282,8 @@ class LCEScheduler(DecisionScheduler):
         if self._calibrate:
             residuals = self._residuals(t, best, learnt)
             if len(residuals) < self._min_completed:
-                return CONTINUE, self._waiting("calibrating P(beat)", len(residuals), t), info
-            p_beat = float(np.mean(pred.p_beats(best - residuals)))
+                return CONTINUE, self._waiting(len(residuals), t), info
+            p_beat = pred.calibrated_p_beat(best, residuals)
             info["p_beat_fit"] = info["p_beat"]
             info["p_beat"] = float(f"{p_beat:.4g}")
             info["residual_mean"] = round(float(residuals.mean()), 6)
@@ -340,13 +340,11 @@ class LCEScheduler(DecisionScheduler):
                 residuals.append(final - mean)
         return np.array(residuals, dtype=float)
 
-    def _waiting(self, what: str, have: int | None = None, t: float | None = None) -> str:
-        if have is None:
-            return f"{what}: {len(self._finals)} of {self._min_completed} completed trials"
-        return (
-            f"{what}: {have} of {self._min_completed} completed trials with a prediction from "
-            f"{self._time_attr}={_fmt(t)}"
-        )
+    def _waiting(self, have: int, t: float | None = None) -> str:
+        """Why calibration stops nothing yet: ``have`` of ``min_completed`` finished trials
+        (with a prediction from ``t``, when given)."""
+        where = "" if t is None else f" with a prediction from {self._time_attr}={_fmt(t)}"
+        return f"calibrating P(beat): {have} of {self._min_completed} completed trials{where}"
 
     def _curve(self, tid: str, t: float) -> list[tuple[float, float]]:
         """The trial's finite ``(time, metric)`` points up to ``t``, in time order."""

@@ -524,6 +524,13 @@ class Prediction:
             raise ValueError("this prediction carries no mixture")
         return self.mixture.p_beats(value)
 
+    def calibrated_p_beat(self, best: float, residuals: Sequence[float]) -> float:
+        """P(beats ``best``) corrected by the errors of earlier predictions: ``residuals`` are
+        ``final - predicted mean`` of finished curves predicted from as many points; the mean
+        over them of P(value + r beats ``best``) = P(value beats ``best - r``), in either mode
+        (the shift is in the metric's units)."""
+        return float(np.mean(self.p_beats(best - np.asarray(residuals, dtype=float))))
+
     def reweighted(self, family_weights: Mapping[str, float], best: float) -> Prediction | None:
         """The same replicates with the families weighted by ``family_weights`` (absent: 0),
         and ``p_beat`` against ``best``; None when no family here keeps a weight. Only for a
