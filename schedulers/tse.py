@@ -128,8 +128,16 @@ class TSEScheduler(DecisionScheduler):
         return tse_e(losses, self._window)
 
     def _crossing(self, tid: str, t: float) -> tuple[list[float], float | None]:
-        """Rungs at or below ``t`` the trial has no score at yet, and its score now."""
-        crossed = [r for r in self.rungs if r <= t and tid not in self._recorded[r]]
+        """Rungs in (the trial's highest recorded rung, ``t``], and its score now.
+
+        With a float time_attr one result can pass several rungs; the trial is ranked and
+        recorded only at the highest of them, since a score measured at ``t`` must not be
+        ranked at a lower rung against the others' scores measured there. Rungs passed over
+        stay without it (Tune's ASHA records the trial there at its next results, with later
+        scores still; with every integer step reported the two agree, see the tests).
+        """
+        done = [r for r in self.rungs if tid in self._recorded[r]]
+        crossed = [r for r in self.rungs if r <= t and (not done or r > done[-1])]
         return crossed, (self.score(tid, t) if crossed else None)
 
     def _reset_derived(self) -> None:
@@ -138,8 +146,7 @@ class TSEScheduler(DecisionScheduler):
     def _record_if_crossed(self, tid: str, t: float) -> None:
         crossed, score = self._crossing(tid, t)
         if crossed and score is not None:
-            for r in crossed:
-                self._recorded[r][tid] = score
+            self._recorded[crossed[-1]][tid] = score
 
     def _rebuild_trial(self, tid: str) -> None:
         # Live results are recorded by _decide (after ranking against the others); this
@@ -177,8 +184,7 @@ class TSEScheduler(DecisionScheduler):
         # Tune's ASHA continues a trial whose reward is >= the (1 - 1/eta) quantile of the
         # others'; for a score where lower is better that is <= the 1/eta quantile.
         cutoff = float(np.percentile(finite, 100 / self._eta)) if finite else math.inf
-        for r in crossed:
-            self._recorded[r][tid] = score
+        self._recorded[rung][tid] = score
         if not others:
             stop, why = False, "the first at this rung continues"
         elif not math.isfinite(score):

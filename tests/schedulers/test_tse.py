@@ -288,3 +288,34 @@ def test_tse_in_tuner_stops_slow_trainers_and_logs_ranks(ray_address, tmp_path):
     log = read_decisions(tmp_path / "tse")
     assert all("rank" in r for r in log if r.get("early"))
     assert "4 stopped early, 2 reached max_t" in summarise_decisions(tmp_path / "tse")
+
+
+def test_float_time_attr_result_past_several_rungs_counts_only_at_the_highest(make_trial):
+    # With a float time_attr one result can pass several rungs (x: 0 -> 3.5 passes rungs 1
+    # and 3). Its TSE, measured at 3.5, is ranked and recorded at rung 3 only: recorded at
+    # rung 1 too (as before), it stopped a, the first trial to reach rung 1 with its own
+    # score. (Tune's ASHA records x at rung 1 at x's next result, with a later score still;
+    # raynas does not fill rungs passed over.)
+    sched = make_tse(time_attr="time_total_s", max_t=30)
+    trials = {n: make_trial(n) for n in "xabc"}
+    for trial in trials.values():
+        sched.on_trial_add(None, trial)
+    schedule = [
+        ("x", 3.5, 0.1),
+        ("a", 1.0, 1.0),
+        ("b", 1.0, 0.5),
+        ("c", 1.0, 2.0),
+        ("x", 7.0, 0.05),
+        ("a", 2.0, 0.9),
+    ]
+    decisions = [
+        sched.on_trial_result(None, trials[n], {"time_total_s": t, "train_loss": v})
+        for n, t, v in schedule
+    ]
+    assert decisions == ["CONTINUE", "CONTINUE", "CONTINUE", "STOP", "CONTINUE", "CONTINUE"]
+    assert sched._recorded[1] == {"a": 1.0, "b": 0.5, "c": 2.0}
+    assert sched._recorded[3] == {"x": 0.1}
+    folder = trials["x"].storage.experiment_fs_path
+    records = [r for r in read_decisions(folder) if r["trial_id"] == "x"]
+    assert [r.get("rung") for r in records] == [3, None]
+    assert "between rungs (next rung at 9)" in records[1]["reason"]
