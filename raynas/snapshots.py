@@ -83,6 +83,17 @@ def _copy_atomic(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+def _copy_set(files: list[Path], dest: Path) -> None:
+    """Copy one timestamp's state files into ``dest``, the ``experiment_state`` JSON last.
+
+    ``newest_state`` finds a set by its ``experiment_state`` file, so a kill part-way leaves
+    the set copied before it the newest one there, whole, rather than a new
+    ``experiment_state`` beside an old searcher state.
+    """
+    for f in sorted(files, key=lambda f: bool(_STATE_RE.match(f.name))):
+        _copy_atomic(f, dest / f.name)
+
+
 class StateBackup(Callback):
     """Keep a good copy of the newest experiment state in ``<exp_dir>/.raynas-state``."""
 
@@ -106,8 +117,7 @@ class StateBackup(Callback):
             return False
         dest = self.exp_dir / BACKUP_DIR
         dest.mkdir(exist_ok=True)
-        for f in files:
-            _copy_atomic(f, dest / f.name)
+        _copy_set(files, dest)
         for old in dest.iterdir():  # copies of older timestamps are superseded
             if old.is_file() and old.name not in {f.name for f in files}:
                 old.unlink(missing_ok=True)
@@ -161,8 +171,7 @@ def check_or_repair(exp_dir: str | Path) -> str | None:
         m = re.search(r"-(\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)\.(json|pkl)$", f.name)
         if f.is_file() and m and m.group(1) >= copy[0] and not f.name.startswith("."):
             shutil.move(str(f), quarantine / f.name)
-    for f in copy[1]:
-        _copy_atomic(f, folder / f.name)
+    _copy_set(copy[1], folder)
     return (
         f"the newest experiment state was damaged ({names}); moved it to {quarantine} and "
         f"restored the last good copy (experiment_state-{copy[0]}.json). Trials that finished "

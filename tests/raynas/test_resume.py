@@ -306,3 +306,43 @@ def test_a_copy_cut_short_in_the_backup_does_not_block_the_repair(tmp_path):
     message = check_or_repair(tmp_path)
     assert message and "restored the last good copy" in message
     assert json.loads((tmp_path / f"experiment_state-{ts}.json").read_text()) == {"trial_data": []}
+
+
+@pytest.mark.parametrize("copies", [0, 1, 2])
+def test_a_backup_cut_short_leaves_a_whole_set_the_newest(tmp_path, monkeypatch, copies):
+    # A kill after `copies` of the new set's three files were copied: the backup's newest
+    # state must be one whole set (the old one until the new experiment_state lands), never
+    # a new experiment_state beside an older searcher state.
+    import pickle
+
+    from raynas import snapshots
+
+    def write(ts: str, tag: int) -> None:
+        (tmp_path / f"experiment_state-{ts}.json").write_text(json.dumps({"tag": tag}))
+        (tmp_path / f"searcher-state-{ts}.pkl").write_bytes(pickle.dumps({"tag": tag}))
+        (tmp_path / f"basic-variant-state-{ts}.json").write_text(json.dumps({"tag": tag}))
+
+    old, new = "2026-12-04_06-00-00", "2026-12-04_06-00-10"
+    write(old, 1)
+    keeper = snapshots.StateBackup(tmp_path)
+    assert keeper.backup()
+    write(new, 2)
+    real, done = snapshots._copy_atomic, []
+
+    def killed_after(src, dst):
+        if len(done) == copies:
+            raise KeyboardInterrupt("killed")  # as a kill: nothing after it runs
+        real(src, dst)
+        done.append(dst.name)
+
+    monkeypatch.setattr(snapshots, "_copy_atomic", killed_after)
+    with pytest.raises(KeyboardInterrupt):
+        keeper.backup()
+    ts, files = snapshots.newest_state(tmp_path / snapshots.BACKUP_DIR)
+    assert ts == old
+    assert len(files) == 3 and all(snapshots.problem(f) is None for f in files)
+    assert {json.loads(f.read_text())["tag"] for f in files if f.suffix == ".json"} == {1}
+    monkeypatch.setattr(snapshots, "_copy_atomic", real)
+    assert keeper.backup()  # the next period copies the new set whole
+    ts, files = snapshots.newest_state(tmp_path / snapshots.BACKUP_DIR)
+    assert ts == new and len(files) == 3
