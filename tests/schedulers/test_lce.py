@@ -164,8 +164,14 @@ def test_tolerates_unknown_trial_missing_and_nan_metric(make_trial):
     trial = make_trial("x")  # never added: adopted on its first result
     assert sched.on_trial_result(None, trial, {"training_iteration": 5}) == "CONTINUE"
     assert sched.on_trial_result(None, trial, {"val_acc": 0.5}) == "CONTINUE"
-    nan = {"training_iteration": 6, "val_acc": math.nan}
-    assert sched.on_trial_result(None, trial, nan) == "CONTINUE"
+    early_nan = {"training_iteration": 1, "val_acc": math.nan}  # in the grace period
+    assert sched.on_trial_result(None, trial, early_nan) == "CONTINUE"
+    nan = {"training_iteration": 6, "val_acc": math.nan}  # past it: diverged, stopped
+    assert sched.on_trial_result(None, trial, nan) == "STOP"
+    inf = make_trial("inf")
+    assert (
+        sched.on_trial_result(None, inf, {"training_iteration": 6, "val_acc": math.inf}) == "STOP"
+    )
     sched.on_trial_error(None, make_trial("never-seen"))
     sched.on_trial_complete(None, make_trial("other"), {})
     sched.on_trial_remove(None, make_trial("third"))
@@ -174,7 +180,7 @@ def test_tolerates_unknown_trial_missing_and_nan_metric(make_trial):
     ]
     assert any("'val_acc' missing" in r for r in reasons)
     assert any("no numeric 'training_iteration'" in r for r in reasons)
-    assert any("not finite" in r for r in reasons)
+    assert any("'val_acc' is nan in this result: diverged" in r for r in reasons)
     assert "error" in reasons
 
 
