@@ -94,17 +94,23 @@ def test_replays_the_exact_stored_values_in_a_tuner(ray_address, table_file, tmp
 
 
 class PauseOnceAtEpoch2(FIFOScheduler):
-    """FIFO that pauses every trial once, after its second result."""
+    """FIFO that pauses every trial once, after its second result; keeps every result."""
 
     def __init__(self) -> None:
         super().__init__()
         self.paused: set[str] = set()
+        self.seen: dict[str, list[dict]] = {}
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        self.seen.setdefault(trial.trial_id, []).append(dict(result))
         if result["training_iteration"] == 2 and trial.trial_id not in self.paused:
             self.paused.add(trial.trial_id)
             return TrialScheduler.PAUSE
         return TrialScheduler.CONTINUE
+
+    def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
+        # the last result of a trial that ends by itself comes only here
+        self.seen.setdefault(trial.trial_id, []).append(dict(result))
 
 
 def test_paused_trials_resume_at_the_next_epoch(ray_address, table_file, tmp_path):
@@ -118,11 +124,20 @@ def test_paused_trials_resume_at_the_next_epoch(ray_address, table_file, tmp_pat
         "pause",
         scheduler,
     )
-    assert len(grid) == 2 and len(scheduler.paused) == 2
-    assert_replayed_exactly(grid, curves.table(table_file))
-    for result in grid:  # restored from the epoch-2 checkpoint: counting restarts at 1
-        since = result.metrics_dataframe.sort_values("training_iteration")
-        assert since["iterations_since_restore"].tolist() == [1, 2, 1, 2, 3, 4]
+    assert len(grid) == 2 and len(scheduler.paused) == 2 and not grid.errors
+    # What the trainable reported, as the scheduler received it. (Not progress.csv: on resume
+    # Tune copies the trial's progress file back from storage, which can drop the row of
+    # the result that paused it; seen once in CI, rows [1, 3, 4, 5, 6].)
+    table = curves.table(table_file)
+    for result in grid:
+        seen = scheduler.seen[result.metrics["trial_id"]]
+        stored = table.curve(result.metrics["arch"])
+        assert [r["training_iteration"] for r in seen] == list(range(1, EPOCHS + 1))
+        assert [r["epoch"] for r in seen] == list(range(1, EPOCHS + 1))
+        for column in curves.METRICS:
+            assert [r[column] for r in seen] == [row[column] for row in stored], column
+        # restored from the epoch-2 checkpoint: counting restarts at 1
+        assert [r["iterations_since_restore"] for r in seen] == [1, 2, 1, 2, 3, 4]
 
 
 def test_checkpoint_restores_epoch_and_iteration(table_file):
