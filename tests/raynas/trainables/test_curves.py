@@ -74,15 +74,19 @@ def run(trainable, points, storage, name, scheduler=None, concurrent=2):
     ).fit()
 
 
+def assert_curve_replayed(rows, stored):
+    """``rows`` (a trial's results in order) are the stored curve, epoch by epoch."""
+    assert [r["training_iteration"] for r in rows] == list(range(1, EPOCHS + 1))
+    assert [r["epoch"] for r in rows] == list(range(1, EPOCHS + 1))
+    for column in curves.METRICS:
+        assert [r[column] for r in rows] == [row[column] for row in stored], column
+
+
 def assert_replayed_exactly(grid, table):
     assert not grid.errors
     for result in grid:
         frame = result.metrics_dataframe.sort_values("training_iteration")
-        stored = table.curve(result.metrics["arch"])
-        assert frame["training_iteration"].tolist() == list(range(1, EPOCHS + 1))
-        assert frame["epoch"].tolist() == frame["training_iteration"].tolist()
-        for column in curves.METRICS:
-            assert frame[column].tolist() == [row[column] for row in stored], column
+        assert_curve_replayed(frame.to_dict("records"), table.curve(result.metrics["arch"]))
 
 
 def test_replays_the_exact_stored_values_in_a_tuner(ray_address, table_file, tmp_path):
@@ -131,11 +135,7 @@ def test_paused_trials_resume_at_the_next_epoch(ray_address, table_file, tmp_pat
     table = curves.table(table_file)
     for result in grid:
         seen = scheduler.seen[result.metrics["trial_id"]]
-        stored = table.curve(result.metrics["arch"])
-        assert [r["training_iteration"] for r in seen] == list(range(1, EPOCHS + 1))
-        assert [r["epoch"] for r in seen] == list(range(1, EPOCHS + 1))
-        for column in curves.METRICS:
-            assert [r[column] for r in seen] == [row[column] for row in stored], column
+        assert_curve_replayed(seen, table.curve(result.metrics["arch"]))
         # restored from the epoch-2 checkpoint: counting restarts at 1
         assert [r["iterations_since_restore"] for r in seen] == [1, 2, 1, 2, 3, 4]
 
