@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,26 @@ def storage_path(config: ExperimentConfig) -> str:
     return str(Path(config.storage_path).expanduser().resolve())
 
 
+def _tensorboardx_without_torch() -> None:
+    """Import tensorboardX, for Tune's per-trial TensorBoard logger, without torch.
+
+    The logger's ``tensorboardX.writer`` imports torch when it can (1.5 s idle, 5 s on a
+    loaded 2-core machine) only to accept torch tensors, which Tune never passes; the driver
+    would otherwise import it before its first trial starts. torch stays importable: the
+    block lasts for this one import.
+    """
+    if "tensorboardX" in sys.modules or "torch" in sys.modules:
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` -> ImportError
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError:  # not installed: Tune skips the logger
+        pass
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+
+
 def _with_resources(parts: Parts):
     from ray import tune
 
@@ -107,12 +128,15 @@ def _with_resources(parts: Parts):
 
 
 def _callbacks(parts: Parts, exp_dir: str | None) -> list:
+    from raynas.recorder import CrashRecorder
     from raynas.snapshots import StateBackup
     from raynas.tensorboard import SearchProgressCallback
 
     if exp_dir is None:
         return []
     return [
+        # First: a completion is journaled before any other callback reports it.
+        CrashRecorder(exp_dir),
         SearchProgressCallback(exp_dir, parts.config.metric, parts.config.mode),
         StateBackup(exp_dir),
     ]
@@ -156,14 +180,13 @@ def run(config: ExperimentConfig, address: str | None = None, verbose: int = 1):
     Raises:
         ConfigError: bad config, or the experiment folder already holds an experiment.
     """
-    from ray import tune
-    from ray.tune.search import Searcher
+    from raynas.recovery import has_saved_state, start_over
 
     parts = build(config)
     root = storage_path(config)
     exp_dir = None if is_uri(root) else Path(root) / str(config.name)
     if exp_dir is not None:
-        if exp_dir.exists() and any(exp_dir.glob("experiment_state-*.json")):
+        if exp_dir.exists() and has_saved_state(exp_dir):
             raise ConfigError(
                 f"experiment folder {exp_dir} already holds an experiment; "
                 f"continue it with `raynas resume {exp_dir}` or choose another --name"
@@ -171,8 +194,19 @@ def run(config: ExperimentConfig, address: str | None = None, verbose: int = 1):
     init_ray(address)
     if exp_dir is not None:
         exp_dir.mkdir(parents=True, exist_ok=True)
+        start_over(exp_dir)  # what a driver killed before Tune's first save left
         (exp_dir / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    tuner = tune.Tuner(
+    return _tuner(parts, root, exp_dir, verbose).fit()
+
+
+def _tuner(parts: Parts, root: str, exp_dir: Path | None, verbose: int):
+    """The Tuner of a new run of ``parts`` under ``root``."""
+    from ray import tune
+    from ray.tune.search import Searcher
+
+    config = parts.config
+    _tensorboardx_without_torch()
+    return tune.Tuner(
         _with_resources(parts),
         # Trainables may add keys of their own (the darts trainable's sweep of settings).
         param_space={
@@ -194,7 +228,7 @@ def run(config: ExperimentConfig, address: str | None = None, verbose: int = 1):
             trial_dirname_creator=trial_dirname,
         ),
         run_config=tune.RunConfig(
-            name=config.name,
+            name=exp_dir.name if exp_dir is not None else config.name,
             storage_path=root,
             callbacks=_callbacks(parts, None if exp_dir is None else str(exp_dir)),
             failure_config=tune.FailureConfig(max_failures=config.max_failures),
@@ -204,7 +238,6 @@ def run(config: ExperimentConfig, address: str | None = None, verbose: int = 1):
             verbose=verbose,
         ),
     )
-    return tuner.fit()
 
 
 def load_experiment_config(path: str | Path) -> ExperimentConfig:
@@ -222,18 +255,32 @@ def resume(path: str | Path, address: str | None = None, verbose: int = 1):
     """Continue an interrupted experiment: unfinished and errored trials are run again,
     finished ones are kept; the searcher continues from its saved state."""
     from ray import tune
+    from ray.tune.search import Searcher
 
+    from raynas.recovery import recover
     from raynas.snapshots import check_or_repair
 
     path = Path(path).expanduser().resolve()
     config = load_experiment_config(path)
-    repaired = check_or_repair(path)  # before Tune, which would restart on a damaged state
-    if repaired:
-        log.warning("%s", repaired)
-    if not tune.Tuner.can_restore(str(path)):
-        raise ConfigError(f"{path} has no Tune experiment state to resume from")
     parts = build(config)
+    # Before Tune, which would restart on a damaged state: the crash record's state, else
+    # (an experiment without one) the last good copy of Tune's own files.
+    limit = config.max_concurrent if isinstance(parts.searcher, Searcher) else None
+    recovered = recover(path, parts.searcher, limit, _with_resources(parts))
+    if recovered:
+        log.warning("%s", recovered.message())
+    else:
+        repaired = check_or_repair(path)
+        if repaired:
+            log.warning("%s", repaired)
+    if not tune.Tuner.can_restore(str(path)):
+        raise ConfigError(
+            f"{path} has no Tune experiment state to resume from (a run stopped before its "
+            f"first save); start it again with: raynas run {path / CONFIG_FILE} "
+            f"--storage-path {path.parent} --name {path.name}"
+        )
     init_ray(address)
+    _tensorboardx_without_torch()
     tuner = tune.Tuner.restore(
         str(path), trainable=_with_resources(parts), resume_unfinished=True, resume_errored=True
     )
