@@ -107,8 +107,8 @@ WORKLOADS = {
         max_concurrent=2,
         metric="val_acc",
         one_report=True,
-        startup_s=8.0,
-        window_s=30.0,
+        startup_s=12.0,
+        window_s=60.0,
     ),
     # 8 replayed NB201 curves under LCE, 20 epochs of ~0.2-0.3 s (time_scale 0.2 of the real
     # training time: 4-6 s a trial), 4 at a time, a checkpoint every epoch.
@@ -120,8 +120,8 @@ WORKLOADS = {
         max_concurrent=4,
         metric="val_acc",
         one_report=False,
-        startup_s=8.0,
-        window_s=20.0,
+        startup_s=12.0,
+        window_s=40.0,
     ),
 }
 
@@ -223,6 +223,7 @@ class Outcome:
     workload: Workload
     seed: int
     exp: Path
+    code: str = ""  # the checkout's commit
     kills: list[Kill] = field(default_factory=list)
     attempts: int = 0
     wall_s: float = 0.0
@@ -255,10 +256,17 @@ class Outcome:
         return 1 + self.running_at_kills / self.workload.num_samples
 
 
-def _env(ray_tmp: Path | None) -> dict[str, str]:
+def _revision(repo: Path) -> str:
+    out = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    return out.stdout.strip() or "?"
+
+
+def _env(ray_tmp: Path | None, repo: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(repo) + os.pathsep + env.get("PYTHONPATH", "")
     if ray_tmp is not None:
         env["RAY_TMPDIR"] = str(ray_tmp)
     return env
@@ -353,6 +361,7 @@ def kill_loop(
     attempt_timeout_s: float = 600.0,
     log=print,
     plan: list[tuple[str, float]] | None = None,
+    repo: Path = REPO,
 ) -> Outcome:
     """Run ``w`` in ``root`` through ``kills`` SIGKILLs of its driver, then resume to the end.
 
@@ -372,6 +381,8 @@ def kill_loop(
             kind of ``KINDS`` with ``at`` seconds after the driver's launch, or
             ``("results", n)``: as soon as the drivers logged ``n`` more final results
             (a kill at a moment of progress, whatever the machine's speed).
+        repo: the raynas checkout the CLI runs from (first on ``PYTHONPATH``): another
+            worktree measures the code before a change.
 
     Returns:
         the outcome, checked (``Outcome.problems`` empty when every check passed).
@@ -386,9 +397,9 @@ def kill_loop(
         ray_tmp = root / "ray"
         ray_tmp.mkdir(exist_ok=True)
         ray_root = ray_tmp
-    out = Outcome(w, seed, exp)
+    out = Outcome(w, seed, exp, code=_revision(repo))
     observer = _Observer(exp, w.metric, out)
-    env = _env(ray_tmp)
+    env = _env(ray_tmp, repo)
     t_loop = time.monotonic()
     attempt = 0
     plans = list(plan or [])
@@ -575,7 +586,7 @@ def _analyse(out: Outcome, ray_root: Path | None) -> None:
 # ----------------------------------------------------------------------------- report
 def table(outcomes: list[Outcome]) -> str:
     head = (
-        f"{'workload':<8} {'seed':>4} {'kills':>5} {'kinds s/r/w':>11} {'damaged':>7} "
+        f"{'code':<8} {'workload':<8} {'seed':>4} {'kills':>5} {'kinds s/r/w':>11} {'damaged':>7} "
         f"{'evals':>5} {'evals/trial':>11} {'target':>6} {'lost':>4} {'trials':>6} "
         f"{'folders':>7} {'orphans':>7} {'wall s':>6}  ok"
     )
@@ -583,7 +594,7 @@ def table(outcomes: list[Outcome]) -> str:
     for o in outcomes:
         kinds = Counter(k.kind for k in o.kills)
         rows.append(
-            f"{o.workload.name:<8} {o.seed:>4} {len(o.kills):>5} "
+            f"{o.code:<8} {o.workload.name:<8} {o.seed:>4} {len(o.kills):>5} "
             f"{kinds['startup']:>3}/{kinds['running']:>3}/{kinds['state-write']:>3} "
             f"{sum(bool(k.damaged) for k in o.kills):>7} {o.evaluations:>5} "
             f"{o.evals_per_trial:>11.3f} {o.target:>6.3f} {len(o.lost):>4} "
@@ -617,6 +628,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--num-samples", type=int, help="fewer trials than the workload's (smoke runs)"
     )
+    ap.add_argument("--repo", type=Path, default=REPO, help="the raynas checkout to run")
     args = ap.parse_args(argv)
     outcomes = []
     for name in args.workload:
@@ -638,6 +650,7 @@ def main(argv: list[str] | None = None) -> int:
                     address=args.address,
                     ray_root=args.ray_root,
                     log=lambda s: print(s, flush=True),
+                    repo=args.repo.resolve(),
                 )
             )
             if args.root is None and not outcomes[-1].problems:
