@@ -112,19 +112,20 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     experiment.init_ray(num_cpus=2)
     runs: dict[tuple[str, bool], list[dict[str, float]]] = {}
+    printed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
         for i in range(args.repeats):
             for name in args.workloads:
                 for rec in (True, False) if i % 2 == 0 else (False, True):
                     r = measure(name, rec, Path(tmp))
                     runs.setdefault((name, rec), []).append(r)
-                    print(
+                    printed.append(
                         f"{name} recorder={'on' if rec else 'off'}: wall {r['wall']:.1f} s, "
                         f"driver CPU {r['cpu']:.1f} s, recorder {r['busy']:.2f} s "
                         f"({r['busy_cpu']:.2f} s CPU) "
-                        f"({r['lines']} journal lines, {r['copies']} state copies)",
-                        flush=True,
+                        f"({r['lines']} journal lines, {r['copies']} state copies)"
                     )
+                    print(printed[-1], flush=True)
     load = os.getloadavg()
     lines = [
         f"driver overhead of the crash record, {args.repeats} runs each (medians), load "
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{med('busy'):>10.2f} {of_wall:>7} {med('busy_cpu'):>10.2f} {of_cpu:>6} "
             f"{med('lines'):>13.0f} {med('copies'):>6.0f}"
         )
-    text = "\n".join(lines)
+    text = "\n".join([*lines, "", "runs, in order:", *printed])
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
