@@ -1,18 +1,22 @@
 """SIGKILL the raynas driver at random moments, resume until done, and check what is left.
 
-    python benchmarks/driver_kills.py [--workload table curves] [--kills 6] [--seed 0]
-                                      [--address HOST:PORT] [--out FILE]
+    python benchmarks/driver_kills.py [--workload table curves] [--kills 6] [--seeds 0 1]
+                                      [--address HOST:PORT] [--repo PATH] [--out FILE]
 
 For each workload the loop starts ``raynas run`` (the real CLI in a subprocess; an embedded
 local Ray per driver unless ``--address``), SIGKILLs the driver at a moment drawn from the
 seed, starts ``raynas resume``, kills that too, ... ``--kills`` times, then resumes until the
 CLI exits 0. Each kill is one of three kinds (drawn from the seed):
 
-- ``startup``: during the driver's start-up (imports, Ray start, Tuner set-up);
-- ``running``: at a uniform moment of the run;
-- ``state-write``: from a uniform moment on, the loop polls the experiment folder every 2 ms
-  and kills as soon as a state file changes (Tune's experiment/searcher state copy, raynas's
-  own state files): a kill during, or right after, a state write.
+- ``startup``: at a uniform moment of the driver's start-up (imports, Ray start, Tuner set-up);
+- ``running``: once the drivers logged a uniform number of further results (at most an even
+  share of the results left, so that every kill lands before the end), plus up to 1 s;
+- ``state-write``: from such a moment on, the loop polls the experiment folder every 2 ms and
+  kills as soon as a state file changes (Tune's experiment/searcher state copy, raynas's own
+  record): a kill during, or right after, a state write.
+
+Kills are placed by progress rather than by clock time so that they land while trials run on
+a machine whose load (and so the drivers' start-up, 10-40 s here) varies from run to run.
 
 While the loop runs it reads every experiment state Tune leaves on disk and remembers the
 trials each shows TERMINATED. At the end, from the files alone, it checks:
@@ -79,17 +83,14 @@ class Workload:
     one_report: bool
     #: a driver's start-up, seconds (kills of kind ``startup`` are drawn in 0.2..this)
     startup_s: float
-    #: kills of kinds ``running``/``state-write`` are drawn in startup_s..this
-    window_s: float
+    #: results a trial logs on average (sizes the random kills' spacing)
+    results_per_trial: int
 
-    def scaled(self, num_samples: int, window_s: float | None = None) -> Workload:
+    def scaled(self, num_samples: int) -> Workload:
         """The same workload with fewer trials (the test's smaller loop)."""
         sets = tuple(s for s in self.sets if not s.startswith("num_samples="))
         return dataclasses.replace(
-            self,
-            sets=(*sets, f"num_samples={num_samples}"),
-            num_samples=num_samples,
-            window_s=window_s or self.window_s,
+            self, sets=(*sets, f"num_samples={num_samples}"), num_samples=num_samples
         )
 
 
@@ -108,7 +109,7 @@ WORKLOADS = {
         metric="val_acc",
         one_report=True,
         startup_s=12.0,
-        window_s=60.0,
+        results_per_trial=1,
     ),
     # 8 replayed NB201 curves under LCE, 20 epochs of ~0.2-0.3 s (time_scale 0.2 of the real
     # training time: 4-6 s a trial), 4 at a time, a checkpoint every epoch.
@@ -121,7 +122,7 @@ WORKLOADS = {
         metric="val_acc",
         one_report=False,
         startup_s=12.0,
-        window_s=40.0,
+        results_per_trial=12,
     ),
 }
 
@@ -402,24 +403,20 @@ def kill_loop(
     env = _env(ray_tmp, repo)
     t_loop = time.monotonic()
     attempt = 0
-    plans = list(plan or [])
+    plans = [_Plan.of(kind, at) for kind, at in plan or []]
+    counter = _ResultCounter(ray_root, exp.name)
     while True:
         step = None
         if plans:
             step = plans.pop(0)
         elif plan is None and len(out.kills) < kills:
-            kind = rng.choices(KINDS, weights=(0.25, 0.4, 0.35))[0]
-            at = (
-                rng.uniform(0.2, w.startup_s)
-                if kind == "startup"
-                else rng.uniform(w.startup_s, w.window_s)
-            )
-            step = (kind, at)
-        results_at_start = _final_results(w, ray_root, exp.name) if step else 0
+            step = _Plan.draw(rng, w, counter.count(), kills - len(out.kills))
+        results_at_start = counter.count()
         with open(logs / f"attempt-{attempt:02d}.log", "w") as logf:
             proc = subprocess.Popen(_command(w, exp, address), env=env, stdout=logf, stderr=logf)
             t0 = time.monotonic()
             armed = None  # state signature when a state-write kill was armed
+            due = None  # when the kill (or arming) is due, once its results came in
             killed = None
             try:
                 while proc.poll() is None:
@@ -429,11 +426,13 @@ def kill_loop(
                         raise RuntimeError(f"attempt {attempt} ran over {attempt_timeout_s} s")
                     if exp.is_dir():
                         observer.poll()
-                    if step is not None and step[0] == "results":
-                        if _final_results(w, ray_root, exp.name) - results_at_start >= step[1]:
-                            killed = now
-                    elif step is not None and now >= step[1]:
-                        if step[0] != "state-write":
+                    if step is not None and due is None:
+                        if step.after_results is None:
+                            due = step.after_s
+                        elif counter.count() - results_at_start >= step.after_results:
+                            due = now + step.after_s
+                    if due is not None and now >= due:
+                        if step.kind != "state-write":
                             killed = now
                         elif armed is None:
                             armed = state_signature(exp) if exp.is_dir() else ()
@@ -454,7 +453,7 @@ def kill_loop(
             on_disk = read_state(exp) if exp.is_dir() else None
             finished = sum(t["status"] == "TERMINATED" for t in (on_disk or {}).values())
             kill = Kill(
-                attempt, step[0], killed, finished, damaged_files(exp) if exp.is_dir() else []
+                attempt, step.kind, killed, finished, damaged_files(exp) if exp.is_dir() else []
             )
             out.kills.append(kill)
             log(
@@ -480,16 +479,59 @@ def _is_final(w: Workload, line: dict) -> bool:
     return (w.metric in line) if w.one_report else bool(line.get("done"))
 
 
-def _final_results(w: Workload, ray_root: Path | None, name: str) -> int:
-    """Final results the drivers of experiment ``name`` logged so far (all sessions)."""
-    if ray_root is None:
-        return 0
-    return sum(
-        _is_final(w, line)
-        for staging in staging_dirs(ray_root, name)
-        for f in staging.glob("*/result.json")
-        for line in result_lines(f)
-    )
+@dataclass(frozen=True)
+class _Plan:
+    """When to kill one driver: ``after_s`` seconds after its launch, or ``after_s`` seconds
+    after it logged ``after_results`` more results; a ``state-write`` kill then waits for
+    the next change of a state file."""
+
+    kind: str
+    after_s: float
+    after_results: int | None = None
+
+    @classmethod
+    def of(cls, kind: str, at: float) -> _Plan:
+        """An explicit plan: ``("results", n)`` kills once ``n`` more results were logged;
+        any other kind ``at`` seconds after the launch."""
+        if kind == "results":
+            return cls("running", 0.0, int(at))
+        if kind not in KINDS:
+            raise ValueError(f"unknown kill kind {kind!r}; expected results or one of {KINDS}")
+        return cls(kind, float(at))
+
+    @classmethod
+    def draw(cls, rng: random.Random, w: Workload, logged: int, kills_left: int) -> _Plan:
+        """A seeded random kill: a start-up kill at a uniform moment of the start-up, or one
+        after a uniform number of results (at most an even share of the results left, so
+        the other kills land before the end too) plus up to 1 s."""
+        kind = rng.choices(KINDS, weights=(0.25, 0.4, 0.35))[0]
+        if kind == "startup":
+            return cls(kind, rng.uniform(0.2, w.startup_s))
+        left = max(1, w.num_samples * w.results_per_trial - logged)
+        cap = max(1, left // (kills_left + 1))
+        return cls(kind, rng.uniform(0.0, 1.0), rng.randint(1, cap))
+
+
+class _ResultCounter:
+    """Result lines the drivers of one experiment logged, all sessions (files re-read only
+    when they grew)."""
+
+    def __init__(self, ray_root: Path | None, name: str) -> None:
+        self.ray_root, self.name = ray_root, name
+        self._seen: dict[Path, tuple[int, int]] = {}
+
+    def count(self) -> int:
+        if self.ray_root is None:
+            return 0
+        for staging in staging_dirs(self.ray_root, self.name):
+            for f in staging.glob("*/result.json"):
+                try:
+                    size = f.stat().st_size
+                except OSError:
+                    continue
+                if self._seen.get(f, (-1, 0))[0] != size:
+                    self._seen[f] = (size, len(result_lines(f)))
+        return sum(n for _, n in self._seen.values())
 
 
 def _analyse(out: Outcome, ray_root: Path | None) -> None:

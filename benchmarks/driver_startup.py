@@ -11,7 +11,10 @@ Each run launches the real CLI (``python -m raynas.cli run``, embedded local Ray
 - ``to 1st start``: to the first trial's ``params.json`` in the driver's staging folder (Tuner
   set-up, default callbacks, the first trial created and its actor started on a worker);
 - ``to 1st result``: to the first line of a trial's ``result.json`` there;
-- ``total``: launch to the first result.
+- ``total``: launch to the first result;
+- ``driver CPU``: CPU seconds the driver process itself used until its first trial started
+  (from ``/proc/<pid>/stat``; Ray's own processes not included), the figure that depends
+  least on the machine's load.
 
 ``--repo`` runs the same measurement against other checkouts (e.g. a worktree of the commit
 before a change, put first on ``PYTHONPATH``); runs alternate between the checkouts so they
@@ -32,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PHASES = ("to ray.init", "ray.init", "to 1st start", "to 1st result", "total")
+PHASES = ("to ray.init", "ray.init", "to 1st start", "to 1st result", "total", "driver CPU")
 _RAY_LOG = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\s")
 
 
@@ -43,6 +46,14 @@ def _first_file(root: Path, pattern: str, nonempty: bool = False) -> float | Non
         if p.is_file() and (not nonempty or p.stat().st_size)
     ]
     return min(times) if times else None
+
+
+def _cpu_s(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(repo: Path, work: Path, timeout_s: float = 300.0) -> dict[str, float]:
@@ -74,6 +85,7 @@ def measure(repo: Path, work: Path, timeout_s: float = 300.0) -> dict[str, float
         proc = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, cwd=work)
     staging = work / "ray"
     marks: dict[str, float] = {}
+    cpu = 0.0
     deadline = t0 + timeout_s
     while "result" not in marks:
         if time.time() > deadline:
@@ -85,6 +97,8 @@ def measure(repo: Path, work: Path, timeout_s: float = 300.0) -> dict[str, float
         if "yaml" not in marks and yaml_file.is_file():
             marks["yaml"] = yaml_file.stat().st_mtime
         pattern = "**/driver_artifacts/*/"
+        if "start" not in marks:
+            cpu = _cpu_s(proc.pid) or cpu
         if "start" not in marks and (t := _first_file(staging, pattern + "params.json")):
             marks["start"] = t
         if "start" in marks and (t := _first_file(staging, pattern + "result.json", True)):
@@ -104,6 +118,7 @@ def measure(repo: Path, work: Path, timeout_s: float = 300.0) -> dict[str, float
         "to 1st start": marks["start"] - marks["yaml"],
         "to 1st result": marks["result"] - marks["start"],
         "total": marks["result"] - t0,
+        "driver CPU": cpu,
     }
 
 
