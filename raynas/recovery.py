@@ -164,6 +164,14 @@ class _VariantReplay:
         self.generator.save_to_dir(str(folder), session)
 
 
+class _NoReplay:
+    def created(self, trial_id: str, trial: dict[str, Any]) -> None:
+        pass
+
+    def finished(self, trial_id: str, result: dict[str, Any]) -> None:
+        pass
+
+
 def _replay_for(copy: StateCopy, searcher, max_concurrent, trainable, trainable_name):
     names = {f.name for f in copy.files}
     if f"basic-variant-state-{copy.session}.json" in names:
@@ -206,10 +214,16 @@ def recover(
     for ev in events:
         trainable_names.add(json.loads(ev["trial"][0])["trainable_name"])
     out = Recovery(copy.session)
-    replay = None
-    if events:
-        name = next(iter(sorted(trainable_names)))
-        replay = _replay_for(copy, searcher, max_concurrent, trainable, name)
+    replays: list = []  # the search algorithm's replay, built at the first event it needs
+
+    def replay():
+        if not replays:
+            name = sorted(trainable_names)[0]
+            replays.append(_replay_for(copy, searcher, max_concurrent, trainable, name))
+            if replays[0] is None:
+                log.warning("unknown search algorithm state in %s: not brought up to date", copy)
+        return replays[0] or _NoReplay()
+
     done: set[str] = set()
     for ev in events:
         tid, entry = ev["trial_id"], ev["trial"]
@@ -217,8 +231,7 @@ def recover(
             index[tid] = len(trial_data)
             trial_data.append(entry)
             out.created.append(tid)
-            if replay is not None:
-                replay.created(tid, _trial(entry))
+            replay().created(tid, _trial(entry))
         if ev["event"] != "finished" or tid in done:
             continue
         done.add(tid)
@@ -227,12 +240,11 @@ def recover(
             continue  # the save has it already
         trial_data[i] = _with_status(entry, "TERMINATED")
         out.finished.append(tid)
-        if replay is not None:
-            replay.finished(tid, _last_result(entry))
+        replay().finished(tid, _last_result(entry))
     files[state_name] = json.dumps(state).encode()
-    if replay is not None and (out.created or out.finished):
+    if replays and replays[0] is not None:
         with tempfile.TemporaryDirectory(dir=record) as tmp:
-            replay.save(Path(tmp), copy.session)
+            replays[0].save(Path(tmp), copy.session)
             for f in Path(tmp).iterdir():
                 if TUNE_STATE_RE.match(f.name):
                     files[f.name] = f.read_bytes()
