@@ -413,7 +413,14 @@ def kill_loop(
             step = _Plan.draw(rng, w, counter.count(), kills - len(out.kills))
         results_at_start = counter.count()
         with open(logs / f"attempt-{attempt:02d}.log", "w") as logf:
-            proc = subprocess.Popen(_command(w, exp, address), env=env, stdout=logf, stderr=logf)
+            proc = subprocess.Popen(
+                # cwd: `python -m` puts it first on sys.path, before --repo's PYTHONPATH
+                _command(w, exp, address),
+                env=env,
+                stdout=logf,
+                stderr=logf,
+                cwd=root,
+            )
             t0 = time.monotonic()
             armed = None  # state signature when a state-write kill was armed
             due = None  # when the kill (or arming) is due, once its results came in
