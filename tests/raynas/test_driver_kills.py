@@ -35,7 +35,7 @@ def test_kill_loop_ends_with_every_trial_once(ray_address, tmp_path, workload):
     # Kills during start-up, right after a state write (Tune's save or a journal line) and
     # twice at a moment of progress; then resumes until the CLI exits 0.
     w = kills.WORKLOADS[workload]
-    w = w.scaled(16) if workload == "table" else w.scaled(6)
+    w = w.scaled(16) if workload == "table" else w.scaled(4)
     plan = [("startup", 1.5), ("results", 3), ("state-write", 3.0), ("results", 2)]
     out = kills.kill_loop(
         w,
