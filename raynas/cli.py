@@ -1,4 +1,4 @@
-"""``raynas`` command line: run, resume, report, export, tensorboard, spaces.
+"""``raynas`` command line: run, resume, report, export, tensorboard, spaces, check-cluster.
 
 User errors (bad experiment file, unknown names, missing folders) end with one line on
 stderr and exit code 2; an interrupted run exits 130 after telling how to resume. Bugs keep
@@ -69,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("path", help="experiment folder (or any folder of experiments)")
     t.add_argument("--port", type=int, default=6006)
     t.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
+
+    c = sub.add_parser(
+        "check-cluster",
+        help="check a `ray up` cluster file",
+        description="Check a cluster file with Ray's own validation plus its provider keys.",
+    )
+    c.add_argument("file", help="cluster YAML file (e.g. cluster.yaml, clusters/local.yaml)")
 
     sub.add_parser(
         "spaces",
@@ -223,6 +230,13 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_cluster(args: argparse.Namespace) -> int:
+    from raynas import cluster
+
+    print(cluster.check_file(args.file).format())
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "resume": cmd_resume,
@@ -230,6 +244,7 @@ COMMANDS = {
     "export": cmd_export,
     "tensorboard": cmd_tensorboard,
     "spaces": cmd_spaces,
+    "check-cluster": cmd_check_cluster,
 }
 
 
