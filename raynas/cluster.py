@@ -10,14 +10,13 @@ are checked against the keys Ray reads.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from raynas.config import ConfigError
+from raynas.config import ConfigError, read_yaml
 
 #: Provider keys Ray's autoscaler reads for every provider type.
 COMMON_PROVIDER_KEYS = frozenset(
@@ -75,14 +74,9 @@ class ClusterSummary:
 def read(path: str | Path) -> dict[str, Any]:
     """The cluster file as a mapping; ConfigError when missing or not a YAML mapping."""
     path = Path(path).expanduser()
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"cluster file not found: {path}") from None
-    except OSError as e:
-        raise ConfigError(f"cannot read cluster file {path}: {e.strerror or e}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"cluster file {path} is not valid YAML: {e}") from None
+    if not path.is_file():
+        raise ConfigError(f"cluster file not found: {path}")
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"cluster file {path} must be a YAML mapping, got {type(data).__name__}")
     return data
@@ -119,8 +113,17 @@ def validate_with_ray(config: dict[str, Any], where: str = "cluster file") -> di
     """
     import click
     import jsonschema
+    import ray.autoscaler
     from ray.autoscaler._private.util import prepare_config, validate_config
 
+    # Ray's schema first on the file as written (Ray's prepare_config crashes on some wrong
+    # types, e.g. a string max_workers), without `required`: prepare_config fills those in.
+    schema_path = Path(ray.autoscaler.__file__).parent / "ray-schema.json"
+    schema = json.loads(schema_path.read_text())
+    try:
+        jsonschema.validate(config, {**schema, "required": []})
+    except jsonschema.ValidationError as e:
+        raise ConfigError(f"{where}: {_schema_error(e)}") from None
     quiet = logging.getLogger("ray.autoscaler")  # its INFO lines about filled-in defaults
     level = quiet.level
     quiet.setLevel(logging.WARNING)
@@ -128,13 +131,18 @@ def validate_with_ray(config: dict[str, Any], where: str = "cluster file") -> di
         prepared = prepare_config(copy.deepcopy(config))
         validate_config(prepared)
     except jsonschema.ValidationError as e:
-        at = ".".join(str(p) for p in e.absolute_path) or "top level"
-        raise ConfigError(f"{where}: {at}: {e.message}") from None
+        raise ConfigError(f"{where}: {_schema_error(e)}") from None
     except (ValueError, NotImplementedError, click.ClickException) as e:
         raise ConfigError(f"{where}: {e}") from None
     finally:
         quiet.setLevel(level)
     return prepared
+
+
+def _schema_error(err) -> str:
+    """A jsonschema error in one line: where, then what."""
+    at = ".".join(str(p) for p in err.absolute_path) or "top level"
+    return f"{at}: {' '.join(err.message.split())}"
 
 
 def _token_auth(config: dict[str, Any]) -> bool:

@@ -29,7 +29,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 PY="$VENV/bin/python"
 "$PY" -m pip install --quiet --upgrade pip
-if ! "$PY" -c "import torch" 2>/dev/null; then
+if ! "$PY" -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch') is None)"; then
   echo "install.sh: no torch in $VENV; installing ${RAYNAS_TORCH:-torch==2.13.0} (CPU build)"
   "$PY" -m pip install --quiet "${RAYNAS_TORCH:-torch==2.13.0}"
   "$PY" -c "import torch" || { echo "install.sh: torch did not install" >&2; exit 1; }
