@@ -272,6 +272,7 @@ class Flow:
     node_token_mode: int | None = None
     dashboard_listen: list[str] = field(default_factory=list)
     install_s: float | None = None
+    load_avg: float | None = None  # the machine's 1-minute load average after the run
 
     def outputs(self) -> str:
         return "\n".join(s.output for s in self.steps.values())
@@ -457,6 +458,7 @@ def run_flow(workdir: Path, samples: int) -> Flow:
         run.down()
     finally:
         run.close()
+    run.flow.load_avg = os.getloadavg()[0]
     return run.flow
 
 
@@ -467,6 +469,7 @@ ROWS = (
     ("raynas run", "whole raynas run (ray exec)"),
     ("raynas report", "raynas report (ray exec)"),
     ("ray down", "ray down -y"),
+    ("load", "machine load average (1 min) after the run"),
 )
 
 
@@ -480,6 +483,7 @@ def _row_values(flow: Flow) -> dict[str, float | None]:
             flow.steps["raynas report"].wall_s if "raynas report" in flow.steps else None
         ),
         "ray down": flow.steps["ray down"].wall_s if "ray down" in flow.steps else None,
+        "load": flow.load_avg,
     }
 
 

@@ -187,7 +187,7 @@ def prepare(address: str | None) -> None:
     Raises:
         ConfigError: see :func:`check_cluster_token`.
     """
-    if address is None:
+    if address is None and not os.environ.get("RAY_ADDRESS"):  # a new local Ray
         create_private_token()
     secure_token_file()
     if address is not None:
