@@ -1,4 +1,5 @@
-"""``raynas`` command line: run, resume, status, report, export, tensorboard, spaces.
+"""``raynas`` command line: run, resume, status, report, export, tensorboard, spaces,
+check-cluster.
 
 Exit codes: 0 when every trial finished; 2 for a user error (bad experiment file, unknown
 names, missing folders, unreachable storage or cluster), one line on stderr; 3 when the run
@@ -89,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--port", type=int, default=6006)
     t.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
+
+    c = sub.add_parser(
+        "check-cluster",
+        help="check a `ray up` cluster file",
+        description="Check a cluster file with Ray's own validation plus its provider keys.",
+    )
+    c.add_argument("file", help="cluster YAML file (e.g. cluster.yaml, clusters/local.yaml)")
 
     sub.add_parser(
         "spaces",
@@ -245,6 +253,13 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_cluster(args: argparse.Namespace) -> int:
+    from raynas import cluster
+
+    print(cluster.check_file(args.file).format())
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "resume": cmd_resume,
@@ -253,6 +268,7 @@ COMMANDS = {
     "export": cmd_export,
     "tensorboard": cmd_tensorboard,
     "spaces": cmd_spaces,
+    "check-cluster": cmd_check_cluster,
 }
 
 

@@ -263,6 +263,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         check_reachable(address)
     if ray.is_initialized():
         return
+    from raynas import auth
+
+    auth.prepare(address)  # token file mode 0600; a clear error when a needed token is missing
     try:
         if address:
             ray.init(address=address, log_to_driver=False)
