@@ -472,6 +472,7 @@ def run_schedulers(args, names, table, final, out) -> dict:
     import ray
 
     ray.init(
+        address="local",
         num_cpus=args.num_cpus,
         include_dashboard=False,
         log_to_driver=False,

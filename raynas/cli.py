@@ -1,8 +1,12 @@
-"""``raynas`` command line: run, resume, report, export, tensorboard, spaces.
+"""``raynas`` command line: run, resume, status, report, export, tensorboard, spaces,
+check-cluster.
 
-User errors (bad experiment file, unknown names, missing folders) end with one line on
-stderr and exit code 2; an interrupted run exits 130 after telling how to resume. Bugs keep
-their traceback. Heavy imports (Ray, torch) happen after argument parsing.
+Exit codes: 0 when every trial finished; 2 for a user error (bad experiment file, unknown
+names, missing folders, unreachable storage or cluster), one line on stderr; 3 when the run
+finished but some trials errored (they are named with their error files); 130 when the run was
+interrupted (the resume command is printed). Bugs keep their traceback. Every command that
+takes an experiment folder also takes its URI (``s3://bucket/raynas/<name>``). Heavy imports
+(Ray, torch) happen after argument parsing.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import sys
 from pathlib import Path
 
 EXIT_USER_ERROR = 2
+EXIT_TRIALS_ERRORED = 3
 EXIT_INTERRUPTED = 130
+_FOLDER_HELP = "experiment folder (<storage_path>/<name>) or its URI"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,15 +48,24 @@ def _parser() -> argparse.ArgumentParser:
         help="continue an interrupted experiment",
         description="Resume an interrupted experiment from its folder.",
     )
-    s.add_argument("path", help="experiment folder (<storage_path>/<name>)")
+    s.add_argument("path", help=_FOLDER_HELP)
     s.add_argument("--address", help="Ray cluster address; default: local Ray")
+
+    st = sub.add_parser(
+        "status",
+        help="one screen on a running or finished experiment",
+        description="Trials by state, rate, best so far, nodes, scheduler decisions, time "
+        "since the last result; reads the experiment folder, so it works from any terminal.",
+    )
+    st.add_argument("path", help=_FOLDER_HELP)
+    st.add_argument("--address", help="also list the cluster's nodes as Ray sees them (e.g. auto)")
 
     rep = sub.add_parser(
         "report",
         help="leaderboard of an experiment",
         description="Print the top architectures, trial states and wall time.",
     )
-    rep.add_argument("path", help="experiment folder")
+    rep.add_argument("path", help=_FOLDER_HELP)
     rep.add_argument("--top", type=_positive_int, default=10, help="rows in the leaderboard")
 
     e = sub.add_parser(
@@ -58,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
         help="best architecture as JSON",
         description="Write the best architecture (config, string, genotype).",
     )
-    e.add_argument("path", help="experiment folder")
+    e.add_argument("path", help=_FOLDER_HELP)
     e.add_argument("--out", help="output file (default: stdout)")
 
     t = sub.add_parser(
@@ -66,9 +81,22 @@ def _parser() -> argparse.ArgumentParser:
         help="start TensorBoard on 127.0.0.1 over an experiment",
         description="Serve TensorBoard over an experiment folder.",
     )
-    t.add_argument("path", help="experiment folder (or any folder of experiments)")
+    t.add_argument("path", help=f"{_FOLDER_HELP} (or any local folder of experiments)")
+    t.add_argument(
+        "--refresh-s",
+        type=float,
+        default=30.0,
+        help="with a URI: seconds between downloads of new events (default 30)",
+    )
     t.add_argument("--port", type=int, default=6006)
     t.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
+
+    c = sub.add_parser(
+        "check-cluster",
+        help="check a `ray up` cluster file",
+        description="Check a cluster file with Ray's own validation plus its provider keys.",
+    )
+    c.add_argument("file", help="cluster YAML file (e.g. cluster.yaml, clusters/local.yaml)")
 
     sub.add_parser(
         "spaces",
@@ -99,26 +127,38 @@ def _local_ray_env(address: str | None) -> None:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
-def _finish(grid, exp_dir: str) -> int:
-    """Print the outcome of a Tuner run; 130 if trials are left unfinished."""
+def _finish(location: str) -> int:
+    """Print the outcome of a Tuner run; 130 if trials are left unfinished, 3 if some errored."""
     from raynas import results
 
-    summary = results.load(exp_dir)
+    summary = results.load(location)
+    shown = summary.location or location
     print(results.format_report(summary, top=5))
     finished = summary.states.get("TERMINATED", 0) + summary.states.get("ERROR", 0)
     if finished < summary.config.num_samples and not summary.config.time_budget_s:
         print(
             f"\ninterrupted: {finished} of {summary.config.num_samples} trials finished; "
-            f"continue with: raynas resume {exp_dir}",
+            f"continue with: raynas resume {shown}",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
+    errored = summary.states.get("ERROR", 0)
     try:
         top = results.best(summary)
     except ValueError:
-        return 1
-    print(f"\nbest architecture: {top['arch']}  ({top['metric']}={top['metrics'][top['metric']]})")
-    return 0
+        top = None
+    if top is not None:
+        value = top["metrics"][top["metric"]]
+        print(f"\nbest architecture: {top['arch']}  ({top['metric']}={results._fmt(value)})")
+    print(f"results: {shown}")
+    if errored:
+        print(
+            f"\n{errored} of {finished} trials errored (listed above); `raynas resume {shown}` "
+            "runs them again",
+            file=sys.stderr,
+        )
+        return EXIT_TRIALS_ERRORED
+    return 0 if top is not None else 1
 
 
 def run_overrides(sets: list[str], name: str | None, storage_path: str | None) -> list[str]:
@@ -139,40 +179,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     from raynas import experiment
 
     cfg = cfgmod.load(args.file, run_overrides(args.set, args.name, args.storage_path))
-    grid = experiment.run(cfg, address=args.address, verbose=0 if args.quiet else 1)
-    root = experiment.storage_path(cfg)
-    if experiment.is_uri(root):  # remote storage: no local folder to report from
-        return _finish_remote(grid, f"{root.rstrip('/')}/{cfg.name}", cfg)
-    return _finish(grid, str(Path(root) / str(cfg.name)))
-
-
-def _finish_remote(grid, uri: str, cfg) -> int:
-    """The outcome of a run whose experiment lives at a URI (no local folder to report from),
-    from Tune's ResultGrid; 130 if trials are left unfinished, as ``_finish``."""
-    trials = getattr(getattr(grid, "_experiment_analysis", None), "trials", None) or []
-    finished = sum(1 for t in trials if t.status in ("TERMINATED", "ERROR"))
-    print(f"{len(grid)} trials, {grid.num_errors} errored; results in {uri}")
-    try:
-        best = grid.get_best_result(cfg.metric, cfg.mode)
-        print(f"best: {cfg.metric}={best.metrics.get(cfg.metric)} ({best.path})")
-    except RuntimeError as e:  # no trial reported the metric
-        print(f"no best trial: {e}", file=sys.stderr)
-    if finished < cfg.num_samples and not cfg.time_budget_s:
-        print(
-            f"interrupted: {finished} of {cfg.num_samples} trials finished; copy {uri} to a "
-            "local folder and continue with: raynas resume <folder>",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
-    return 0
+    experiment.run(cfg, address=args.address, verbose=0 if args.quiet else 1)
+    return _finish(experiment.experiment_location(cfg).uri)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     _local_ray_env(args.address)
     from raynas import experiment
 
-    grid = experiment.resume(args.path, address=args.address)
-    return _finish(grid, str(Path(args.path).expanduser().resolve()))
+    experiment.resume(args.path, address=args.address)
+    return _finish(args.path)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    if args.address:
+        _local_ray_env(args.address)
+    from raynas import status
+
+    print(status.format_status(status.collect(args.path, address=args.address)))
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -198,9 +223,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_tensorboard(args: argparse.Namespace) -> int:
-    from raynas.tensorboard import command
+    from raynas import storage
+    from raynas.tensorboard import command, serve_mirrored
 
-    path = Path(args.path).expanduser()
+    if storage.is_uri(args.path) and not storage.locate(args.path).is_local:
+        if args.refresh_s <= 0:
+            return _fail(f"--refresh-s must be > 0, got {args.refresh_s}")
+        return serve_mirrored(args.path, port=args.port, host=args.host, refresh_s=args.refresh_s)
+    path = storage.locate(args.path).local_path()
     if not path.is_dir():
         return _fail(f"experiment folder not found: {path}")
     print(
@@ -223,13 +253,22 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_cluster(args: argparse.Namespace) -> int:
+    from raynas import cluster
+
+    print(cluster.check_file(args.file).format())
+    return 0
+
+
 COMMANDS = {
     "run": cmd_run,
     "resume": cmd_resume,
+    "status": cmd_status,
     "report": cmd_report,
     "export": cmd_export,
     "tensorboard": cmd_tensorboard,
     "spaces": cmd_spaces,
+    "check-cluster": cmd_check_cluster,
 }
 
 

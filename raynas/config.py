@@ -241,15 +241,22 @@ def load(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
 def read_yaml(path: Path) -> Any:
     """A YAML file's content (ConfigError naming the file if it cannot be read or parsed)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        data = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
+    return parse_yaml(data, str(path))
+
+
+def parse_yaml(data: bytes, source: str) -> Any:
+    """The content of a YAML document (ConfigError naming ``source`` if it cannot be parsed)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{source}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(e).split())}") from None
+        raise ConfigError(f"{source}: invalid YAML: {' '.join(str(e).split())}") from None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

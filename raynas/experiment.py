@@ -2,8 +2,15 @@
 
 ``build`` constructs the space, searcher, scheduler and trainable without starting Ray, so
 every bad option fails before anything runs. ``run`` writes the resolved config next to Tune's
-experiment state (``<storage_path>/<name>/raynas.yaml``); ``resume`` reads it back to rebuild
-the trainable and restores the Tuner (searcher state included).
+experiment state (``<storage_path>/<name>/raynas.yaml``, a local folder or a URI such as
+``s3://bucket/raynas/<name>``); ``resume`` reads it back to rebuild the trainable and restores
+the Tuner (searcher state included) from the folder or the URI.
+
+On a cluster, trials on other machines write their results and checkpoints to the storage path
+themselves, so a local folder works only when every node sees it: ``run`` refuses a local
+``storage_path`` when the cluster has nodes on other hosts, unless the folder is on a network
+filesystem (NFS, Lustre, a FUSE mount...) or given as a ``file://`` URI (the user's word that
+every node mounts it at that path).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +26,9 @@ from typing import Any
 
 import yaml
 
-from raynas.config import ConfigError, ExperimentConfig, from_mapping, read_yaml
+from raynas import storage
+from raynas.config import ConfigError, ExperimentConfig, from_mapping, parse_yaml
+from raynas.storage import Location, is_uri
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +98,125 @@ def trial_dirname(trial) -> str:
     return f"{trial.trainable_name}_{trial.trial_id}"
 
 
-def is_uri(path: str) -> bool:
-    """A storage path such as s3://bucket/x or file:///tmp/x (not a local folder)."""
-    return "://" in path
-
-
 def storage_path(config: ExperimentConfig) -> str:
     """Absolute local path, or the URI unchanged."""
     if is_uri(config.storage_path):
         return config.storage_path
     return str(Path(config.storage_path).expanduser().resolve())
+
+
+def experiment_location(config: ExperimentConfig) -> Location:
+    """Where the experiment's folder is: ``<storage_path>/<name>``, local or at a URI."""
+    return storage.locate(storage_path(config)).child(str(config.name))
+
+
+def holds_experiment(loc: Location) -> bool:
+    """Whether ``loc`` already holds a Tune experiment state."""
+    try:
+        names = loc.names()
+    except OSError as e:
+        raise ConfigError(f"cannot read storage {loc.shown}: {storage._one_line(e)}") from None
+    return any(n.startswith("experiment_state-") and n.endswith(".json") for n in names)
+
+
+def write_config(loc: Location, config: ExperimentConfig) -> None:
+    """Write ``raynas.yaml`` into the experiment folder (secrets of a URI masked).
+
+    Raises:
+        ConfigError: the folder cannot be written (missing bucket, no permission, a file in
+            the way).
+    """
+    storage.check_writable(loc)
+    data = config.to_dict()
+    data["storage_path"] = storage.redact(data["storage_path"])
+    loc.write_text(CONFIG_FILE, yaml.safe_dump(data, sort_keys=False))
+
+
+#: Filesystem types whose folders other machines can mount (a local path there is shared).
+NETWORK_FILESYSTEMS = (
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "lustre",
+    "gpfs",
+    "beegfs",
+    "glusterfs",
+    "ceph",
+    "cephfs",
+    "ocfs2",
+    "gfs2",
+    "9p",
+    "fuse.",  # s3fs, gcsfuse, sshfs, juicefs, ...
+)
+
+
+def filesystem_type(path: str) -> str | None:
+    """The type of the filesystem holding ``path`` (from /proc/mounts), None if unknown."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    best, kind = "", None
+    target = os.path.realpath(path)
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
+def shared_storage_problem(
+    path: str, node_addresses: list[str], driver_address: str, fs_type: str | None
+) -> str | None:
+    """Why the local folder ``path`` cannot hold a run on these nodes (None when it can).
+
+    Args:
+        path: the local storage path.
+        node_addresses: the IP addresses of the cluster's alive nodes.
+        driver_address: the IP address of the node the driver runs on.
+        fs_type: the type of the filesystem holding ``path`` (``filesystem_type``).
+    """
+    others = sorted(set(node_addresses) - {driver_address})
+    if not others:
+        return None  # every node on this machine: they all see the folder
+    if fs_type and any(
+        fs_type == t or (t.endswith(".") and fs_type.startswith(t)) for t in NETWORK_FILESYSTEMS
+    ):
+        return None
+    return (
+        f"storage_path {path} is a folder of this machine ({fs_type or 'unknown'} filesystem), "
+        f"but the cluster has nodes on {len(others)} other host(s) ({', '.join(others[:3])}"
+        f"{', ...' if len(others) > 3 else ''}) whose trials could not write there; use a URI "
+        "every node reaches (e.g. s3://bucket/raynas) or a shared filesystem (give it as "
+        "file:///path if it is mounted at the same path on every node)"
+    )
+
+
+def check_shared_storage(loc: Location) -> None:
+    """ConfigError when a local ``storage_path`` cannot be reached by the cluster's nodes."""
+    import ray
+
+    if is_uri(loc.uri) or not loc.is_local:
+        return  # a URI: every node resolves it itself (file:// is the user's word it is shared)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    here = ray.get_runtime_context().get_node_id()
+    driver = next((n["NodeManagerAddress"] for n in nodes if n.get("NodeID") == here), None)
+    if driver is None:
+        return
+    problem = shared_storage_problem(
+        str(Path(loc.path).parent),
+        [n["NodeManagerAddress"] for n in nodes],
+        driver,
+        filesystem_type(str(Path(loc.path).parent)),
+    )
+    if problem:
+        raise ConfigError(problem)
 
 
 def _tensorboardx_without_torch() -> None:
@@ -127,18 +246,23 @@ def _with_resources(parts: Parts):
     return tune.with_resources(parts.trainable, {"cpu": res.cpu, "gpu": res.gpu})
 
 
-def _callbacks(parts: Parts, exp_dir: str | None) -> list:
+def _callbacks(parts: Parts, loc: Location) -> list:
+    from raynas.beacon import DriverBeacon
     from raynas.recorder import CrashRecorder
     from raynas.snapshots import StateBackup
     from raynas.tensorboard import SearchProgressCallback
 
-    if exp_dir is None:
-        return []
+    # With a URI the search-level TensorBoard file goes to Tune's driver staging folder, which
+    # Tune uploads with its own state (None: found from the trials).
+    local = str(loc.local_path()) if loc.is_local else None
+    # The crash record (first: a completion is journaled before any other callback reports
+    # it) needs a local folder: an fsynced append-only journal and atomic renames.
+    recorder = [CrashRecorder(local)] if local is not None else []
     return [
-        # First: a completion is journaled before any other callback reports it.
-        CrashRecorder(exp_dir),
-        SearchProgressCallback(exp_dir, parts.config.metric, parts.config.mode),
-        StateBackup(exp_dir),
+        *recorder,
+        SearchProgressCallback(local, parts.config.metric, parts.config.mode),
+        StateBackup(loc.uri),
+        DriverBeacon(loc.uri),
     ]
 
 
@@ -165,11 +289,18 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         check_reachable(address)
     if ray.is_initialized():
         return
+    from raynas import auth
+
+    auth.prepare(address)  # token file mode 0600; a clear error when a needed token is missing
     try:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            # "local": a new embedded Ray, never the cluster a `ray start` left on this machine
+            # (ray.init() without an address attaches to the last one started).
+            ray.init(
+                address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False
+            )
     except (ConnectionError, TimeoutError, ValueError) as e:
         raise ConfigError(f"cannot reach the Ray cluster at {address!r}: {e}") from None
 
@@ -180,33 +311,35 @@ def run(config: ExperimentConfig, address: str | None = None, verbose: int = 1):
     Raises:
         ConfigError: bad config, or the experiment folder already holds an experiment.
     """
+    from ray import tune
+    from ray.tune.search import Searcher
+
     from raynas.recovery import has_saved_state, start_over
 
     parts = build(config)
     root = storage_path(config)
-    exp_dir = None if is_uri(root) else Path(root) / str(config.name)
-    if exp_dir is not None:
-        if exp_dir.exists() and has_saved_state(exp_dir):
-            raise ConfigError(
-                f"experiment folder {exp_dir} already holds an experiment; "
-                f"continue it with `raynas resume {exp_dir}` or choose another --name"
-            )
+    loc = experiment_location(config)
+    local = loc.local_path()
+    if address:
+        check_reachable(address)
+    if holds_experiment(loc) or (local is not None and has_saved_state(local)):
+        raise ConfigError(
+            f"experiment folder {loc.shown} already holds an experiment; "
+            f"continue it with `raynas resume {loc.shown}` or choose another --name"
+        )
+    if storage.has_secret(root):
+        log.warning(
+            "the storage URI carries credentials; raynas masks them in what it writes and "
+            "prints, but Tune keeps the URI in its own state files: prefer the environment "
+            "(AWS_ACCESS_KEY_ID, ...) or an instance role"
+        )
+    if local is not None and local.is_dir():
+        start_over(local)  # what a driver killed before Tune's first save left
+    write_config(loc, config)
     init_ray(address)
-    if exp_dir is not None:
-        exp_dir.mkdir(parents=True, exist_ok=True)
-        start_over(exp_dir)  # what a driver killed before Tune's first save left
-        (exp_dir / CONFIG_FILE).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    return _tuner(parts, root, exp_dir, verbose).fit()
-
-
-def _tuner(parts: Parts, root: str, exp_dir: Path | None, verbose: int):
-    """The Tuner of a new run of ``parts`` under ``root``."""
-    from ray import tune
-    from ray.tune.search import Searcher
-
-    config = parts.config
+    check_shared_storage(loc)
     _tensorboardx_without_torch()
-    return tune.Tuner(
+    tuner = tune.Tuner(
         _with_resources(parts),
         # Trainables may add keys of their own (the darts trainable's sweep of settings).
         param_space={
@@ -228,9 +361,9 @@ def _tuner(parts: Parts, root: str, exp_dir: Path | None, verbose: int):
             trial_dirname_creator=trial_dirname,
         ),
         run_config=tune.RunConfig(
-            name=exp_dir.name if exp_dir is not None else config.name,
+            name=config.name,
             storage_path=root,
-            callbacks=_callbacks(parts, None if exp_dir is None else str(exp_dir)),
+            callbacks=_callbacks(parts, loc),
             failure_config=tune.FailureConfig(max_failures=config.max_failures),
             # Trial folders (TensorBoard files, DARTS alpha images) reach the storage path
             # from every node of a cluster, not only checkpoints.
@@ -238,51 +371,112 @@ def _tuner(parts: Parts, root: str, exp_dir: Path | None, verbose: int):
             verbose=verbose,
         ),
     )
+    return _fit(tuner, loc)
 
 
-def load_experiment_config(path: str | Path) -> ExperimentConfig:
-    """The config saved in an experiment folder by ``run``."""
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        raise ConfigError(f"experiment folder not found: {path}")
-    file = path / CONFIG_FILE
-    if not file.is_file():
-        raise ConfigError(f"{path} is not a raynas experiment folder (no {CONFIG_FILE})")
-    return from_mapping(read_yaml(file), str(file))
+def _fit(tuner, loc: Location):
+    """``tuner.fit()``, the driver's beacon marked stopped however it ends."""
+    from raynas.beacon import mark_stopped
+
+    try:
+        return tuner.fit()
+    finally:
+        mark_stopped(loc.uri)
+
+
+def load_experiment_config(path: str | Path | Location) -> ExperimentConfig:
+    """The config saved in an experiment folder (local or at a URI) by ``run``."""
+    loc = path if isinstance(path, Location) else storage.locate(path)
+    try:
+        found = loc.is_dir()
+    except OSError as e:
+        raise ConfigError(f"cannot read {loc.shown}: {storage._one_line(e)}") from None
+    if not found:
+        raise ConfigError(f"experiment folder not found: {loc.shown}")
+    if not loc.exists(CONFIG_FILE):
+        raise ConfigError(f"{loc.shown} is not a raynas experiment folder (no {CONFIG_FILE})")
+    source = f"{loc.shown}/{CONFIG_FILE}"
+    try:
+        data = loc.read_bytes(CONFIG_FILE)
+    except OSError as e:
+        raise ConfigError(f"{source}: cannot read: {storage._one_line(e)}") from None
+    return from_mapping(parse_yaml(data, source), source)
+
+
+def check_private(folder: Path) -> None:
+    """ConfigError when another user could have written into the experiment folder.
+
+    ``resume`` unpickles Tune's and the searcher's state and loads checkpoints from it, so a
+    folder or file that is group- or world-writable, or owned by another user, could make it
+    run someone else's code.
+    """
+    me = os.getuid()
+    for root, dirs, files in os.walk(folder):
+        for name in [None, *dirs, *files]:
+            target = Path(root) if name is None else Path(root) / name
+            try:
+                st = os.lstat(target)
+            except OSError:
+                continue
+            why = None
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                why = f"is writable by other users (mode {stat.filemode(st.st_mode)})"
+            elif st.st_uid != me:
+                why = f"is owned by another user (uid {st.st_uid})"
+            if why:
+                raise ConfigError(
+                    f"{target} {why}; raynas resume loads pickled state from {folder}, so it "
+                    f"refuses: make it yours and private first (e.g. chmod -R go-w {folder})"
+                )
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(root, d))]
 
 
 def resume(path: str | Path, address: str | None = None, verbose: int = 1):
-    """Continue an interrupted experiment: unfinished and errored trials are run again,
-    finished ones are kept; the searcher continues from its saved state."""
+    """Continue an interrupted experiment (a local folder or a URI): unfinished and errored
+    trials are run again, finished ones are kept; the searcher continues from its saved state.
+    """
     from ray import tune
     from ray.tune.search import Searcher
 
     from raynas.recovery import recover
     from raynas.snapshots import check_or_repair
 
-    path = Path(path).expanduser().resolve()
-    config = load_experiment_config(path)
+    loc = storage.locate(path)
+    config = load_experiment_config(loc)
+    local = loc.local_path()
+    if local is not None:
+        check_private(local)
     parts = build(config)
-    # Before Tune, which would restart on a damaged state: the crash record's state, else
-    # (an experiment without one) the last good copy of Tune's own files.
-    limit = config.max_concurrent if isinstance(parts.searcher, Searcher) else None
-    recovered = recover(path, parts.searcher, limit, _with_resources(parts))
+    # Before Tune, which would restart on a damaged state: the state rebuilt from the crash
+    # record (a local folder), else the last good copy of Tune's own files.
+    recovered = None
+    if local is not None:
+        limit = config.max_concurrent if isinstance(parts.searcher, Searcher) else None
+        recovered = recover(local, parts.searcher, limit, _with_resources(parts))
     if recovered:
         log.warning("%s", recovered.message())
     else:
-        repaired = check_or_repair(path)
+        repaired = check_or_repair(loc)
         if repaired:
             log.warning("%s", repaired)
-    if not tune.Tuner.can_restore(str(path)):
-        raise ConfigError(
-            f"{path} has no Tune experiment state to resume from (a run stopped before its "
-            f"first save); start it again with: raynas run {path / CONFIG_FILE} "
-            f"--storage-path {path.parent} --name {path.name}"
-        )
+    target = str(local) if local is not None and not is_uri(loc.uri) else loc.uri
+    if not tune.Tuner.can_restore(target):
+        hint = ""
+        if local is not None:
+            hint = (
+                f" (a run stopped before its first save); start it again with: raynas run "
+                f"{local / CONFIG_FILE} --storage-path {local.parent} --name {local.name}"
+            )
+        raise ConfigError(f"{loc.shown} has no Tune experiment state to resume from{hint}")
+    if address:
+        check_reachable(address)
     init_ray(address)
+    check_shared_storage(loc)
     _tensorboardx_without_torch()
     tuner = tune.Tuner.restore(
-        str(path), trainable=_with_resources(parts), resume_unfinished=True, resume_errored=True
+        target, trainable=_with_resources(parts), resume_unfinished=True, resume_errored=True
     )
     del verbose  # Tune keeps the RunConfig of the original run.
-    return tuner.fit()
+    return _fit(tuner, loc)

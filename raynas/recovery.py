@@ -39,7 +39,7 @@ from typing import Any
 from raynas.config import ConfigError
 from raynas.journal import RECORD_DIR, journal_path, read
 from raynas.recorder import TUNER_FILE, StateCopy, read_state_copy
-from raynas.snapshots import problem
+from raynas.snapshots import file_problem
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def _install(exp_dir: Path, record: Path, files: dict[str, bytes]) -> list[str]:
     damaged = []
     for f in sorted(exp_dir.iterdir()):
         if f.is_file() and TUNE_STATE_RE.match(f.name):
-            if why := problem(f):
+            if why := file_problem(exp_dir, f.name):
                 damaged.append(f"{f.name}: {why}")
             os.replace(f, superseded / f.name)
     for name, data in files.items():

@@ -1,4 +1,8 @@
-"""Read a finished or interrupted experiment folder: leaderboard, trial states, best arch."""
+"""Read a finished or interrupted experiment folder: leaderboard, trial states, best arch.
+
+The folder may be local or at a URI (``s3://...``); a URI is read through an incremental local
+mirror of its small files (``raynas.storage.mirror``).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from raynas import storage
 from raynas.config import ConfigError, ExperimentConfig
 from raynas.experiment import load_experiment_config
 
@@ -25,6 +30,16 @@ class Summary:
     states: Counter
     wall_s: float
     path: Path | None = None
+    #: The experiment folder as the user named it (a URI's secrets masked); ``path`` is the
+    #: local folder read (the mirror of a URI).
+    location: str | None = None
+
+    def errored(self) -> pd.DataFrame:
+        """Trials in state ERROR with ``error_file`` (relative to the experiment folder) and
+        ``error`` (the last line of Tune's error text, when it could be read)."""
+        if "status" not in self.trials:
+            return self.trials.iloc[0:0]
+        return self.trials[self.trials["status"] == "ERROR"]
 
     def objectives(self) -> dict[str, str] | None:
         """The searcher's objectives ``{metric: "max" | "min"}`` in order, when it has several
@@ -69,22 +84,26 @@ class Summary:
 
 
 def load(path: str | Path) -> Summary:
-    """Summarise the experiment in ``path`` (a folder written by ``raynas run``)."""
-    from ray.tune import ExperimentAnalysis
-
-    path = Path(path).expanduser().resolve()
-    config = load_experiment_config(path)
+    """Summarise the experiment in ``path`` (a folder or URI written by ``raynas run``)."""
+    loc = storage.locate(path)
+    config = load_experiment_config(loc)
+    local = storage.mirror(loc)
     try:
-        analysis = ExperimentAnalysis(str(path))
+        trials_read = load_trials(local)
     except Exception as e:  # Tune raises several types for a missing/corrupt state
-        raise ConfigError(f"cannot read the experiment state in {path}: {e}") from None
+        raise ConfigError(f"cannot read the experiment state in {loc.shown}: {e}") from None
     rows = []
     starts, ends = [], []
-    for trial in analysis.trials:
+    for trial in trials_read:
         result = trial.last_result or {}
         row: dict[str, Any] = {"trial_id": trial.trial_id, "status": trial.status}
         row.update({k: v for k, v in result.items() if not isinstance(v, dict)})
         row.update({f"config/{k}": v for k, v in (trial.config or {}).items()})
+        error = trial.run_metadata.error_filename
+        if trial.status == "ERROR" and error:
+            relative = f"{trial.storage.trial_dir_name}/{error}"
+            row["error_file"] = relative
+            row["error"] = _last_line(local / relative)
         rows.append(row)
         if "timestamp" in result and "time_total_s" in result:
             ends.append(float(result["timestamp"]))
@@ -92,7 +111,39 @@ def load(path: str | Path) -> Summary:
     trials = pd.DataFrame(rows)
     states = Counter(trials["status"]) if len(trials) else Counter()
     wall = (max(ends) - min(starts)) if ends else 0.0
-    return Summary(config, trials, states, wall, path)
+    return Summary(config, trials, states, wall, local, loc.shown)
+
+
+def load_trials(folder: Path) -> list:
+    """The trials of the newest Tune experiment state in ``folder`` (as Tune's
+    ``ExperimentAnalysis`` reads them, without reading every trial's result file: each trial's
+    last result is in the state).
+
+    Raises:
+        ValueError: the folder holds no experiment state.
+    """
+    from ray.tune.experiment import Trial
+    from ray.tune.utils.serialization import _loads_with_cloudpickle
+
+    states = sorted(p.name for p in folder.glob("experiment_state-*.json"))
+    if not states:
+        raise ValueError(f"no experiment_state-*.json in {folder}")
+    state = _loads_with_cloudpickle((folder / states[-1]).read_bytes())
+    trials = []
+    for json_state, run_metadata in state["trial_data"]:
+        trial = Trial.from_json_state(json_state, stub=True)
+        trial.restore_run_metadata(run_metadata)
+        trials.append(trial)
+    return trials
+
+
+def _last_line(file: Path) -> str | None:
+    """The last non-empty line of a text file (the exception of a Tune error.txt)."""
+    try:
+        lines = [line for line in file.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return None
+    return lines[-1].strip()[:300] if lines else None
 
 
 def _fmt(value: Any) -> str:
@@ -146,12 +197,32 @@ def format_report(summary: Summary, top: int = 10) -> str:
     objectives = summary.objectives()
     if objectives:
         lines += ["", *_format_front(summary, objectives)]
+    errors = format_errors(summary)
+    if errors:
+        lines += ["", errors]
     if summary.path is not None:
         from schedulers.decisions import summarise_decisions
 
         decisions = summarise_decisions(summary.path)
         if decisions:
             lines += ["", decisions]
+    return "\n".join(lines)
+
+
+def format_errors(summary: Summary, top: int = 10) -> str:
+    """The errored trials, each with its error and error file; "" when none errored."""
+    errored = summary.errored()
+    if errored.empty:
+        return ""
+    where = summary.location or str(summary.path or "")
+    lines = [f"errored trials ({len(errored)}; the error, then its file in {where}):"]
+    for _, row in errored.head(top).iterrows():
+        error = row.get("error") if isinstance(row.get("error"), str) else "(no error text)"
+        lines.append(f"  {row['trial_id']}  {error}")
+        if isinstance(row.get("error_file"), str):
+            lines.append(f"    {row['error_file']}")
+    if len(errored) > top:
+        lines.append(f"  ... and {len(errored) - top} more")
     return "\n".join(lines)
 
 

@@ -3,7 +3,8 @@
 Per-trial scalars are written by Tune's own TensorBoardX logger into each trial folder.
 ``SearchProgressCallback`` adds the view of the search as a whole under ``<experiment>/search``:
 the metric of every completed trial and the best so far, against the number of completed
-trials, plus the best architecture as text.
+trials, plus the best architecture as text. With a URI storage path the file is written into
+Tune's driver staging folder, which Tune uploads to the experiment folder with its own state.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ class SearchProgressCallback(Callback):
     through ``get_state``/``set_state``.
     """
 
-    def __init__(self, experiment_dir: str, metric: str, mode: str) -> None:
-        self.logdir = os.path.join(experiment_dir, "search")
+    def __init__(self, experiment_dir: str | None, metric: str, mode: str) -> None:
+        # None: the driver staging folder of the experiment, found from its trials
+        self.logdir = None if experiment_dir is None else os.path.join(experiment_dir, "search")
         self.metric = metric
         self.mode = mode
         self.completed = 0
@@ -77,16 +79,24 @@ class SearchProgressCallback(Callback):
         self.completed += 1
         if self._better(value):
             self.best, self.best_arch = float(value), result.get("arch")
-        writer = self._get_writer()
+        writer = self._get_writer(trial)
+        if writer is None:
+            return
         writer.add_scalar(f"search/{self.metric}", value, self.completed)
         writer.add_scalar(f"search/best_{self.metric}", self.best, self.completed)
         if self.best_arch is not None:
             writer.add_text("search/best_arch", str(self.best_arch), self.completed)
         writer.flush()
 
-    def _get_writer(self):
+    def _get_writer(self, trial):
         if self._writer is None:
-            self._writer = summary_writer(self.logdir)
+            logdir = self.logdir
+            if logdir is None:
+                staging = getattr(trial.storage, "experiment_driver_staging_path", None)
+                if staging is None:
+                    return None
+                logdir = os.path.join(staging, "search")
+            self._writer = summary_writer(logdir)
         return self._writer
 
     def on_experiment_end(self, trials: list, **info) -> None:
@@ -108,3 +118,47 @@ def command(logdir: str, port: int = 6006, host: str = "127.0.0.1") -> list[str]
         "--port",
         str(port),
     ]
+
+
+def serve_mirrored(uri: str, port: int = 6006, host: str = "127.0.0.1", refresh_s: float = 30.0):
+    """Serve TensorBoard over an experiment at a URI: a local mirror of its event files,
+    refreshed every ``refresh_s`` seconds while TensorBoard runs; returns TensorBoard's exit
+    code. Ctrl-C or SIGTERM stops both."""
+    import signal
+    import subprocess
+    import time
+
+    from raynas import storage
+
+    loc = storage.locate(uri)
+    local = storage.mirror(loc)
+    print(
+        f"TensorBoard at http://{host}:{port}/ over {loc.shown} (a local copy in {local}, "
+        f"refreshed every {refresh_s:g} s; Ctrl-C to stop)",
+        flush=True,
+    )
+    child = subprocess.Popen(command(str(local), port=port, host=host))
+
+    def stop(signum, frame):
+        child.terminate()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while child.poll() is None:
+            deadline = time.monotonic() + refresh_s
+            while child.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if child.poll() is None:
+                try:
+                    storage.mirror(loc, local)
+                except Exception as e:  # storage away for a moment: serve what we have
+                    log.warning("could not refresh the copy of %s: %s", loc.shown, e)
+    except KeyboardInterrupt:
+        child.terminate()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    return 0 if child.returncode in (0, -signal.SIGTERM) else child.returncode

@@ -16,7 +16,9 @@ def ray_address():
     """Address of a local Ray cluster shared by the whole session; shut down at the end."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # "local": a Ray of our own, even when a `ray start` cluster runs on this machine (a plain
+    # ray.init() would attach to it).
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield ray.get_runtime_context().gcs_address
     finally:

@@ -308,13 +308,3 @@ def test_export_to_a_missing_folder_is_a_user_error(finished, tmp_path, capsys):
     out = tmp_path / "missing" / "best.json"
     code, _, err = run_cli(["export", str(finished), "--out", str(out)], capsys)
     assert code == 2 and f"cannot write {out}" in err and "Traceback" not in err
-
-
-def test_run_with_a_uri_storage_path_reports_from_the_result_grid(ray_address, tmp_path, capsys):
-    uri = f"file://{tmp_path}/remote"
-    args = ["run", str(EXAMPLES / "nb201_random.yaml"), "--storage-path", uri]
-    code, out, err = run_cli([*args, "--name", "uri", "--set", "num_samples=3", "-q"], capsys)
-    assert code == 0, err
-    assert f"3 trials, 0 errored; results in {uri}/uri" in out
-    assert "best: val_acc=" in out
-    assert (tmp_path / "remote" / "uri").is_dir()

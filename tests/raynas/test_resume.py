@@ -299,7 +299,7 @@ def test_a_copy_cut_short_in_the_backup_does_not_block_the_repair(tmp_path):
     (backup / f"experiment_state-{ts}.json").write_text(json.dumps({"trial_data": []}))
     (backup / f"searcher-state-{ts}.pkl").write_bytes(pickle.dumps({"ok": 1}))
     (backup / f"searcher-state-{ts}.pkl.tmp").write_bytes(b"\x80\x04cut")
-    assert [f.name for f in newest_state(backup)[1]] == [
+    assert newest_state(backup)[1] == [
         f"experiment_state-{ts}.json",
         f"searcher-state-{ts}.pkl",
     ]
@@ -328,22 +328,24 @@ def test_a_backup_cut_short_leaves_a_whole_set_the_newest(tmp_path, monkeypatch,
     keeper = snapshots.StateBackup(tmp_path)
     assert keeper.backup()
     write(new, 2)
-    real, done = snapshots._copy_atomic, []
+    real, done = snapshots._write_copy, []
 
-    def killed_after(src, dst):
+    def killed_after(dest, name, data):
         if len(done) == copies:
             raise KeyboardInterrupt("killed")  # as a kill: nothing after it runs
-        real(src, dst)
-        done.append(dst.name)
+        real(dest, name, data)
+        done.append(name)
 
-    monkeypatch.setattr(snapshots, "_copy_atomic", killed_after)
+    monkeypatch.setattr(snapshots, "_write_copy", killed_after)
     with pytest.raises(KeyboardInterrupt):
         keeper.backup()
-    ts, files = snapshots.newest_state(tmp_path / snapshots.BACKUP_DIR)
+    backup = tmp_path / snapshots.BACKUP_DIR
+    ts, files = snapshots.newest_state(backup)
     assert ts == old
-    assert len(files) == 3 and all(snapshots.problem(f) is None for f in files)
-    assert {json.loads(f.read_text())["tag"] for f in files if f.suffix == ".json"} == {1}
-    monkeypatch.setattr(snapshots, "_copy_atomic", real)
+    assert len(files) == 3 and all(snapshots.file_problem(backup, f) is None for f in files)
+    tags = {json.loads((backup / f).read_text())["tag"] for f in files if f.endswith(".json")}
+    assert tags == {1}
+    monkeypatch.setattr(snapshots, "_write_copy", real)
     assert keeper.backup()  # the next period copies the new set whole
     ts, files = snapshots.newest_state(tmp_path / snapshots.BACKUP_DIR)
     assert ts == new and len(files) == 3

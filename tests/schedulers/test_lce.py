@@ -420,7 +420,7 @@ def test_lce_tuner_restore_decides_as_uninterrupted(uninterrupted, tmp_path, mon
         _tuner(tmp_path, "cut", callbacks).fit()
     if damaged:
         files = newest_state(cut)[1]
-        next(f for f in files if f.name.startswith("experiment_state-")).write_text("")
+        (cut / next(f for f in files if f.startswith("experiment_state-"))).write_text("")
     assert (check_or_repair(cut) is not None) == damaged
     restored = tune.Tuner.restore(str(cut), trainable=replay_curve)
     grid = restored.fit()
