@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -218,6 +219,26 @@ def check_shared_storage(loc: Location) -> None:
         raise ConfigError(problem)
 
 
+def _tensorboardx_without_torch() -> None:
+    """Import tensorboardX, for Tune's per-trial TensorBoard logger, without torch.
+
+    The logger's ``tensorboardX.writer`` imports torch when it can (1.5 s idle, 5 s on a
+    loaded 2-core machine) only to accept torch tensors, which Tune never passes; the driver
+    would otherwise import it before its first trial starts. torch stays importable: the
+    block lasts for this one import.
+    """
+    if "tensorboardX" in sys.modules or "torch" in sys.modules:
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` -> ImportError
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError:  # not installed: Tune skips the logger
+        pass
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+
+
 def _with_resources(parts: Parts):
     from ray import tune
 
@@ -227,13 +248,18 @@ def _with_resources(parts: Parts):
 
 def _callbacks(parts: Parts, loc: Location) -> list:
     from raynas.beacon import DriverBeacon
+    from raynas.recorder import CrashRecorder
     from raynas.snapshots import StateBackup
     from raynas.tensorboard import SearchProgressCallback
 
     # With a URI the search-level TensorBoard file goes to Tune's driver staging folder, which
     # Tune uploads with its own state (None: found from the trials).
     local = str(loc.local_path()) if loc.is_local else None
+    # The crash record (first: a completion is journaled before any other callback reports
+    # it) needs a local folder: an fsynced append-only journal and atomic renames.
+    recorder = [CrashRecorder(local)] if local is not None else []
     return [
+        *recorder,
         SearchProgressCallback(local, parts.config.metric, parts.config.mode),
         StateBackup(loc.uri),
         DriverBeacon(loc.uri),
@@ -288,12 +314,15 @@ def run(config: ExperimentConfig, address: str | None = None, verbose: int = 1):
     from ray import tune
     from ray.tune.search import Searcher
 
+    from raynas.recovery import has_saved_state, start_over
+
     parts = build(config)
     root = storage_path(config)
     loc = experiment_location(config)
+    local = loc.local_path()
     if address:
         check_reachable(address)
-    if holds_experiment(loc):
+    if holds_experiment(loc) or (local is not None and has_saved_state(local)):
         raise ConfigError(
             f"experiment folder {loc.shown} already holds an experiment; "
             f"continue it with `raynas resume {loc.shown}` or choose another --name"
@@ -304,9 +333,12 @@ def run(config: ExperimentConfig, address: str | None = None, verbose: int = 1):
             "prints, but Tune keeps the URI in its own state files: prefer the environment "
             "(AWS_ACCESS_KEY_ID, ...) or an instance role"
         )
+    if local is not None and local.is_dir():
+        start_over(local)  # what a driver killed before Tune's first save left
     write_config(loc, config)
     init_ray(address)
     check_shared_storage(loc)
+    _tensorboardx_without_torch()
     tuner = tune.Tuner(
         _with_resources(parts),
         # Trainables may add keys of their own (the darts trainable's sweep of settings).
@@ -406,7 +438,9 @@ def resume(path: str | Path, address: str | None = None, verbose: int = 1):
     trials are run again, finished ones are kept; the searcher continues from its saved state.
     """
     from ray import tune
+    from ray.tune.search import Searcher
 
+    from raynas.recovery import recover
     from raynas.snapshots import check_or_repair
 
     loc = storage.locate(path)
@@ -414,17 +448,33 @@ def resume(path: str | Path, address: str | None = None, verbose: int = 1):
     local = loc.local_path()
     if local is not None:
         check_private(local)
-    repaired = check_or_repair(loc)  # before Tune, which would restart on a damaged state
-    if repaired:
-        log.warning("%s", repaired)
+    parts = build(config)
+    # Before Tune, which would restart on a damaged state: the state rebuilt from the crash
+    # record (a local folder), else the last good copy of Tune's own files.
+    recovered = None
+    if local is not None:
+        limit = config.max_concurrent if isinstance(parts.searcher, Searcher) else None
+        recovered = recover(local, parts.searcher, limit, _with_resources(parts))
+    if recovered:
+        log.warning("%s", recovered.message())
+    else:
+        repaired = check_or_repair(loc)
+        if repaired:
+            log.warning("%s", repaired)
     target = str(local) if local is not None and not is_uri(loc.uri) else loc.uri
     if not tune.Tuner.can_restore(target):
-        raise ConfigError(f"{loc.shown} has no Tune experiment state to resume from")
-    parts = build(config)
+        hint = ""
+        if local is not None:
+            hint = (
+                f" (a run stopped before its first save); start it again with: raynas run "
+                f"{local / CONFIG_FILE} --storage-path {local.parent} --name {local.name}"
+            )
+        raise ConfigError(f"{loc.shown} has no Tune experiment state to resume from{hint}")
     if address:
         check_reachable(address)
     init_ray(address)
     check_shared_storage(loc)
+    _tensorboardx_without_torch()
     tuner = tune.Tuner.restore(
         target, trainable=_with_resources(parts), resume_unfinished=True, resume_errored=True
     )

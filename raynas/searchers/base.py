@@ -161,6 +161,21 @@ class NASSearcher(Searcher):
         self.history.append((config, score))
         self._observe(config, score)
 
+    def adopt_trial(self, trial_id: str, config: Mapping[str, Any]) -> None:
+        """Hold ``trial_id`` with ``config`` as if this searcher had suggested it: pending,
+        its architecture seen, so it is not suggested again and its result is learned from.
+
+        ``raynas resume`` calls it for trials created after the searcher state it restores
+        was saved (put back from the experiment's journal, see ``raynas.recovery``).
+        """
+        if trial_id in self.pending:
+            return
+        if self.domains and all(k in config for k in self.domains):
+            config = {k: config[k] for k in self.domains}
+        config = dict(config)
+        self.pending[trial_id] = config
+        self.seen.add(self.arch_key(config))
+
     def _config_of(self, result: Mapping[str, Any] | None) -> dict | None:
         """The search-space part of the config a result reports (None: not all of it)."""
         config = (result or {}).get("config")

@@ -451,6 +451,12 @@ class ReinforceSearcher(NASSearcher):
             self._trie_add(config)
         return config
 
+    def adopt_trial(self, trial_id: str, config: Mapping[str, Any]) -> None:
+        known = trial_id in self.pending
+        super().adopt_trial(trial_id, config)
+        if self._trie is not None and not known:
+            self._trie_add(self.pending[trial_id])
+
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
