@@ -1,4 +1,4 @@
-"""The driver's beacon: ``<experiment>/.raynas-driver.json``, whether a driver runs the experiment.
+"""The driver's beacon: ``<experiment>/.raynas-driver``, whether a driver runs the experiment.
 
 ``raynas run`` and ``raynas resume`` write it when they start, refresh it every ``period_s``
 seconds while Tune steps (``DriverBeacon``, a Tune callback) and mark it stopped when they
@@ -22,7 +22,9 @@ from raynas.storage import Location, locate
 
 log = logging.getLogger(__name__)
 
-BEACON_FILE = ".raynas-driver.json"
+# JSON inside, but no .json name: Tune copies every top-level *.json and *.pkl of the
+# experiment into its staging folder on resume and back at each save (a stale beacon).
+BEACON_FILE = ".raynas-driver"
 #: Seconds between refreshes of the beacon while the driver runs.
 PERIOD_S = 10.0
 

@@ -257,11 +257,11 @@ def _callbacks(parts: Parts, loc: Location) -> list:
     local = str(loc.local_path()) if loc.is_local else None
     # The crash record (first: a completion is journaled before any other callback reports
     # it) needs a local folder: an fsynced append-only journal and atomic renames.
-    recorder = [CrashRecorder(local)] if local is not None else []
+    # A URI has no crash record; a last good copy of Tune's state is kept there instead.
+    keeper = CrashRecorder(local) if local is not None else StateBackup(loc.uri)
     return [
-        *recorder,
+        keeper,
         SearchProgressCallback(local, parts.config.metric, parts.config.mode),
-        StateBackup(loc.uri),
         DriverBeacon(loc.uri),
     ]
 
