@@ -248,6 +248,7 @@ def _with_resources(parts: Parts):
 
 def _callbacks(parts: Parts, loc: Location) -> list:
     from raynas.beacon import DriverBeacon
+    from raynas.loggers import result_loggers
     from raynas.recorder import CrashRecorder
     from raynas.snapshots import StateBackup
     from raynas.tensorboard import SearchProgressCallback
@@ -261,6 +262,9 @@ def _callbacks(parts: Parts, loc: Location) -> list:
     keeper = CrashRecorder(local) if local is not None else StateBackup(loc.uri)
     return [
         keeper,
+        # each epoch once in result.json/progress.csv/TensorBoard, also when a trial is
+        # retried from an older checkpoint
+        *result_loggers(),
         SearchProgressCallback(local, parts.config.metric, parts.config.mode),
         DriverBeacon(loc.uri),
     ]
