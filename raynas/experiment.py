@@ -250,6 +250,7 @@ def _callbacks(parts: Parts, loc: Location) -> list:
     from raynas.beacon import DriverBeacon
     from raynas.loggers import result_loggers
     from raynas.recorder import CrashRecorder
+    from raynas.resource_watch import ResourceWatch
     from raynas.snapshots import StateBackup
     from raynas.tensorboard import SearchProgressCallback
 
@@ -263,8 +264,9 @@ def _callbacks(parts: Parts, loc: Location) -> list:
     return [
         keeper,
         # each epoch once in result.json/progress.csv/TensorBoard, also when a trial is
-        # retried from an older checkpoint
+        # retried from an older checkpoint; one warning when trials ask what no node has
         *result_loggers(),
+        ResourceWatch(),
         SearchProgressCallback(local, parts.config.metric, parts.config.mode),
         DriverBeacon(loc.uri),
     ]
