@@ -40,6 +40,13 @@ CONFIG_FILE = "raynas.yaml"
 # driver of a 100-trial training experiment spend ~75% of its samples (py-spy) writing the
 # 2 MB state JSON, a third of a core taken from the trials on a 2-core machine.
 os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+# Trials waiting for resources no node has get one warning from raynas.resource_watch; Tune's
+# own (after 60 s, repeated every 60 s, against the cluster total) would be a second one.
+for _var in (
+    "TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S",
+    "TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S_AUTOSCALER",
+):
+    os.environ.setdefault(_var, "1e9")
 
 
 @dataclass
