@@ -14,6 +14,17 @@ Example::
     resources: {cpu: 1, gpu: 0}
     seed: 0
     storage_path: ~/raynas_results
+    max_failures: 3                   # retries of a failed trial (0: fail fast, -1: no limit)
+
+``max_failures`` (default 3) is how often Tune starts a failed trial again, from its last
+checkpoint (the ``train``, ``darts`` and ``curves`` trainables checkpoint every epoch; ``table``
+and ``proxy`` trials, one result each, start over). A trial whose node is lost (a machine
+goes away, a spot instance is reclaimed, the worker is killed for memory) is a failed trial:
+with 0 the first lost node ends it (and Tune 2.60 saves a trial whose worker died as still
+running, so ``raynas run`` ends "interrupted", exit 130). 3 rides out a few lost nodes, while
+a trial that fails every time (a bug, a diverged loss: ``FloatingPointError``) is given up
+after 3 more tries, one epoch each for checkpointed trainables. ``max_failures: 0`` fails
+fast (while developing a trainable), -1 retries without limit.
 
 Every problem is reported as a ``ConfigError`` whose message is one line naming the key.
 Component options are checked by building the components (without Ray) in
@@ -104,7 +115,7 @@ class ExperimentConfig(_Strict):
     seed: int | None = 0
     storage_path: str = "~/raynas_results"
     time_budget_s: float | None = Field(default=None, gt=0)
-    max_failures: int = Field(default=0, ge=-1)
+    max_failures: int = Field(default=3, ge=-1)
 
     @field_validator("space", "searcher", "scheduler", "trainable")
     @classmethod

@@ -40,6 +40,13 @@ CONFIG_FILE = "raynas.yaml"
 # driver of a 100-trial training experiment spend ~75% of its samples (py-spy) writing the
 # 2 MB state JSON, a third of a core taken from the trials on a 2-core machine.
 os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+# Trials waiting for resources no node has get one warning from raynas.resource_watch; Tune's
+# own (after 60 s, repeated every 60 s, against the cluster total) would be a second one.
+for _var in (
+    "TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S",
+    "TUNE_WARN_INSUFFICENT_RESOURCE_THRESHOLD_S_AUTOSCALER",
+):
+    os.environ.setdefault(_var, "1e9")
 
 
 @dataclass
@@ -248,7 +255,9 @@ def _with_resources(parts: Parts):
 
 def _callbacks(parts: Parts, loc: Location) -> list:
     from raynas.beacon import DriverBeacon
+    from raynas.loggers import result_loggers
     from raynas.recorder import CrashRecorder
+    from raynas.resource_watch import ResourceWatch
     from raynas.snapshots import StateBackup
     from raynas.tensorboard import SearchProgressCallback
 
@@ -261,6 +270,10 @@ def _callbacks(parts: Parts, loc: Location) -> list:
     keeper = CrashRecorder(local) if local is not None else StateBackup(loc.uri)
     return [
         keeper,
+        # each epoch once in result.json/progress.csv/TensorBoard, also when a trial is
+        # retried from an older checkpoint; one warning when trials ask what no node has
+        *result_loggers(),
+        ResourceWatch(),
         SearchProgressCallback(local, parts.config.metric, parts.config.mode),
         DriverBeacon(loc.uri),
     ]

@@ -50,8 +50,9 @@ training loss ranks the final val_acc much worse (``benchmarks/results/lce_setti
 Methods (``method``): ``"fast"`` (default) least squares per family, BIC weights and a residual
 bootstrap, typically a few tens of ms per check; ``"mcmc"`` Domhan's Bayesian weighted
 ensemble sampled by an affine-invariant ensemble sampler, 0.3-1 s per check. See
-``raynas.estimators.curves`` for both. Randomness is seeded from ``seed``, the trial id and
-``t``, so a decision depends only on the results, never on when it is taken.
+``raynas.estimators.curves`` for both. Randomness is seeded from ``seed``, ``t`` and the points
+fitted, so a decision depends only on the results, never on when it is taken nor on the trial
+ids (which Tune draws anew for every run): two runs of a seeded experiment decide the same.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ class LCEScheduler(DecisionScheduler):
             Predictions are clipped to it.
         n_bootstrap: bootstrap replicates per family (fast).
         mcmc_steps: ensemble updates per fit (mcmc); the first half is burn-in.
-        seed: seeds the bootstrap/MCMC together with the trial id and t.
+        seed: seeds the bootstrap/MCMC together with t and the points fitted.
         log_path: the decision log; default ``<experiment dir>/scheduler_decisions.jsonl``.
     """
 
@@ -271,7 +272,7 @@ class LCEScheduler(DecisionScheduler):
             if learnt is None:
                 return CONTINUE, why, {"best": best}
             notes.append(why)
-        pred = self._predict(tid, t, points, best, learnt)
+        pred = self._predict(t, points, best, learnt)
         if pred is None:
             return CONTINUE, "no curve family fits (the curve does not improve)", {"best": best}
         p_beat = float(pred.p_beat)
@@ -307,11 +308,13 @@ class LCEScheduler(DecisionScheduler):
         reason += "".join(f"; {n}" for n in notes)
         return (STOP if stop else CONTINUE), reason, info
 
-    def _predict(self, tid, t, points, best, learnt) -> curves.Prediction | None:
-        """LCE's prediction at ``max_t`` from ``points`` of trial ``tid`` up to ``t``; its
-        randomness is seeded by ``seed``, the trial id and ``t`` only."""
+    def _predict(self, t, points, best, learnt) -> curves.Prediction | None:
+        """LCE's prediction at ``max_t`` from a trial's ``points`` up to ``t``; its randomness
+        is seeded by ``seed``, ``t`` and the points only (not the trial id, which differs
+        between two runs of the same experiment)."""
         x, ys = np.array(points).T
-        rng = np.random.default_rng([self._seed, zlib.crc32(tid.encode()), round(t * 1000)])
+        key = zlib.crc32(np.ascontiguousarray(points, dtype=np.float64).tobytes())
+        rng = np.random.default_rng([self._seed, key, round(t * 1000)])
         return curves.predict(
             x,
             ys,
@@ -339,7 +342,7 @@ class LCEScheduler(DecisionScheduler):
             else:
                 if (tid, t) not in self._means:
                     points = self._curve(tid, t)
-                    pred = None if len(points) < 3 else self._predict(tid, t, points, best, None)
+                    pred = None if len(points) < 3 else self._predict(t, points, best, None)
                     self._means[tid, t] = None if pred is None else float(pred.mean)
                 mean = self._means[tid, t]
             if mean is not None:
