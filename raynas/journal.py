@@ -11,6 +11,11 @@ The file is ``<experiment>/.raynas-record/journal.jsonl``, one JSON object per l
 
     {"event": "created", "trial_id": "...", "time": 1.7e9, "trial": [trial_json, meta_json]}
     {"event": "finished", "trial_id": "...", "time": 1.7e9, "trial": [trial_json, meta_json]}
+    {"event": "errored", "trial_id": "...", "time": 1.7e9, "trial": [trial_json, meta_json]}
+
+``errored`` is a trial that failed for good (its retries, ``max_failures``, used up): Tune 2.60
+can save such a trial as still RUNNING (when its actor was already gone), so the journal is
+what tells it apart from one a crash interrupted.
 
 ``trial`` is Tune's own serialisation of the trial (``Trial.get_json_state()``: the trial's
 JSON and its run metadata JSON, which holds ``last_result``), the form Tune's experiment state
@@ -28,7 +33,7 @@ from typing import Any
 
 RECORD_DIR = ".raynas-record"
 JOURNAL_FILE = "journal.jsonl"
-EVENTS = ("created", "finished")
+EVENTS = ("created", "finished", "errored")
 
 
 def journal_path(exp_dir: str | Path) -> Path:

@@ -149,6 +149,9 @@ class CrashRecorder(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
         self._guarded(self._journal_finished, trials, trial)
 
+    def on_trial_error(self, iteration: int, trials: list, trial, **info: Any) -> None:
+        self._guarded(self._journal_errored, trials, trial)
+
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self._guarded(self._journal_new, trials)
         if self._saved:
@@ -205,6 +208,11 @@ class CrashRecorder(Callback):
     def _journal_finished(self, trials: list, trial) -> None:
         self._journal_new(trials)
         self.journal.append("finished", trial.trial_id, trial.get_json_state())
+        self.events += 1
+
+    def _journal_errored(self, trials: list, trial) -> None:
+        self._journal_new(trials)
+        self.journal.append("errored", trial.trial_id, trial.get_json_state())
         self.events += 1
 
     def _copy_state(self, trials: list) -> None:

@@ -232,6 +232,11 @@ def recover(
             trial_data.append(entry)
             out.created.append(tid)
             replay().created(tid, _trial(entry))
+        if ev["event"] == "errored" and tid not in done:
+            i = index[tid]
+            if _trial(trial_data[i])["status"] not in ("TERMINATED", "ERROR"):
+                trial_data[i] = _with_status(entry, "ERROR")  # resume runs it again
+            continue
         if ev["event"] != "finished" or tid in done:
             continue
         done.add(tid)

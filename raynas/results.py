@@ -92,9 +92,14 @@ def load(path: str | Path) -> Summary:
         trials_read = load_trials(local)
     except Exception as e:  # Tune raises several types for a missing/corrupt state
         raise ConfigError(f"cannot read the experiment state in {loc.shown}: {e}") from None
+    final = _journaled_endings(loc, local)
     rows = []
     starts, ends = [], []
     for trial in trials_read:
+        if trial.status in ("RUNNING", "PENDING") and trial.trial_id in final:
+            status, run_metadata = final[trial.trial_id]
+            trial.set_status(status)
+            trial.restore_run_metadata(run_metadata)
         result = trial.last_result or {}
         row: dict[str, Any] = {"trial_id": trial.trial_id, "status": trial.status}
         row.update({k: v for k, v in result.items() if not isinstance(v, dict)})
@@ -112,6 +117,25 @@ def load(path: str | Path) -> Summary:
     states = Counter(trials["status"]) if len(trials) else Counter()
     wall = (max(ends) - min(starts)) if ends else 0.0
     return Summary(config, trials, states, wall, local, loc.shown)
+
+
+def _journaled_endings(loc, local: Path) -> dict[str, tuple[str, str]]:
+    """Trials whose ending the crash record's journal holds, when no driver runs the
+    experiment: trial id -> (TERMINATED or ERROR, Tune's run metadata JSON with the last
+    result). Tune's saved state can lag behind (a trial that finished in the last seconds
+    before a kill) or be wrong (Tune 2.60 saves a trial that failed for good after its actor
+    was lost as still RUNNING)."""
+    from raynas import beacon
+    from raynas.journal import journal_path, read
+
+    if beacon.driver_state(beacon.read(loc)) == "running":
+        return {}
+    out = {}
+    for event in read(journal_path(local)):
+        if event["event"] in ("finished", "errored"):
+            status = "TERMINATED" if event["event"] == "finished" else "ERROR"
+            out[event["trial_id"]] = (status, event["trial"][1])
+    return out
 
 
 def load_trials(folder: Path) -> list:

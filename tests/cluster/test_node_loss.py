@@ -111,6 +111,21 @@ def test_darts_trial_continues_after_its_raylet_is_killed(cluster, tmp_path):
     assert all(r["arch"] and json.loads(r["genotype"]) for r in _trial_rows(trial))
 
 
+def test_a_trial_lost_for_good_is_reported_errored_not_interrupted(cluster, tmp_path, capsys):
+    # max_failures 0: the lost trial fails for good. Tune 2.60 saves such a trial (its actor
+    # already gone) as still RUNNING; raynas's journal records the error, so the run ends
+    # with exit 3 naming it, and the report afterwards says errored, not running.
+    from raynas import cli
+
+    config = node_loss.experiment("train", num_samples=2, max_failures=0)
+    out = node_loss.run_with_node_loss(cluster, config, tmp_path, "lost", kills=1, kill_after=2)
+    assert out.exit_code == cli.EXIT_TRIALS_ERRORED, out.log[-3000:]
+    assert "errored trials (1;" in out.log and "1 of 2 trials errored" in out.log
+    assert cli.main(["report", str(out.exp_dir)]) == 0
+    report = capsys.readouterr().out
+    assert "trials: 2 of num_samples=2   error: 1   terminated: 1" in report
+
+
 # --------------------------------------------------------------------------- same decisions
 
 
