@@ -29,12 +29,10 @@ ratio, clipped to ``SCALE_BOUNDS``; ``offset_ms`` is 0, kept for tables written 
 ``predict`` returns the calibrated value, ``row_sum`` the plain sum of rows and fixed parts,
 and ``predict(g) == scale * row_sum(g) + offset_ms``.
 
-A table is only as good as the machine's speed during its build. On this project's shared
-2-core VM the speed of the same subnet drifted by up to +-30% between minutes (thread CPU time
-as much as wall time, so it is the hardware, not other processes), while the rows kept their
-relative costs: re-timing the calibration subnets close to use and ``calibrate`` with them
-(``recalibrate`` does both) brought the median error on 30 held-out subnets from 14-15% (two
-of three builds, as built) to 6-9%. ``benchmarks/latency_table.py`` measures both.
+A table is only as good as the machine's speed during its build. When that speed drifts
+while the rows keep their relative costs, ``recalibrate`` re-times the calibration subnets
+close to use and ``calibrate``s with them. ``benchmarks/latency_table.py`` measures the
+prediction error as built and recalibrated.
 
 Searchers use the prediction as the mobilenetv3 quantity ``latency_ms``
 (``raynas.searchers.quantities``): a bound in evolution's ``constraint``, or the predicted cost
@@ -47,8 +45,7 @@ Clocks
 the thread waits while other processes use the core, which changes with their load from one
 minute to the next. ``clock="cpu"`` (``time.thread_time``, CPU with one thread only) leaves
 those waits out and estimates the latency with a free core; contention for caches, memory
-bandwidth and a hyper-threaded sibling still shows, so it is not always steadier (on a busy
-2-core machine it predicted no better than wall time).
+bandwidth and a hyper-threaded sibling still shows, so it is not always steadier.
 
 Cache
 -----

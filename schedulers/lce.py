@@ -18,34 +18,22 @@ Family weights (``weights``): ``"bic"`` (default) weighs each family by how well
 trial's own points, as Domhan et al.'s fast variants do; ``"completed"`` by how well it
 predicted, from as many points, the final values of the trials that have reached ``max_t``
 (``raynas.estimators.curves.completed_weights``), so the experiment itself picks the families
-that extrapolate its curves. On the shipped cosine-schedule curves (v4), through real Tuners
-on 20 seeds, it used 36.5% of FIFO's epochs with regret 0.24 points (delta 0.1), where the BIC
-weights used 33.8% with 0.62 (delta 0.05); Tune's ASHA did better than either (40.1% / 0.03;
-``benchmarks/results/early_stopping.txt``). In an offline replay of the constant-LR curves
-the learnt weights did worse than the BIC (``benchmarks/results/lce_settings.txt``).
+that extrapolate its curves.
 
 The curve (``curve_metric``, ``curve_mode``): by default the curve of ``metric`` is
 extrapolated. Another reported key can be named instead, e.g. ``curve_metric="train_loss"``,
-``curve_mode="min"``: the training loss is smooth and, on the shipped curves, ranks the final
-val_acc far better early than val_acc itself does (Spearman 0.83 against 0.42 at epoch 5; the
-observation behind TSE). Then the reference is the best final training loss, and ``metric``
-stays the objective Tune reports and picks by.
+``curve_mode="min"``: the training loss is smooth and often ranks the final val_acc better
+early than val_acc itself does (the observation behind TSE). Then the reference is the best
+final training loss, and ``metric`` stays the objective Tune reports and picks by.
 
 Calibration (``calibrate=True``): P(beat) is corrected by how far the predictions missed on
 the trials that reached ``max_t``. Each finished trial's curve, cut at the same ``t``, is
 predicted as the trial's own is; the residuals ``r = final - predicted`` shift the reference,
 and P(beat) is the mean over them of P(prediction beats ``best - r``). This removes a bias all
 curves share, e.g. the late fall of the loss under a cosine learning-rate schedule, which the
-saturating families cannot foresee: uncorrected, LCE on the training loss stopped nearly every
-trial of the shipped curves. It needs ``min_completed`` finished trials before it stops one.
-On the shipped cosine-schedule curves (v4), LCE on the training loss with calibration (grace 4,
-delta 0.1) used 36.0% of FIFO's epochs with regret 0.07 points through real Tuners on 20 seeds,
-where an ASHA spending as many epochs had 0.35 (ASHA at rungs 4/12: 39.7% / 0.02;
-``benchmarks/results/early_stopping.txt``). With ``weights="completed"`` and delta 0.07, on 60
-further seeds, it used 31.9% with regret 0.10 where ASHA at rungs 3/9 used 33.4% with 0.26
-(seed by seed 25 better, 5 worse; on an earlier 20 seeds a tie). On the constant-LR curves
-the same rule was far worse than ASHA in a replay (36.9% / 0.97), because there the final
-training loss ranks the final val_acc much worse (``benchmarks/results/lce_settings.txt``).
+saturating families cannot foresee. It needs ``min_completed`` finished trials before it
+stops one. It helps only when the bias is shared by all curves: benchmarks/README.md ("Early
+stopping on learning curves") has the measurements behind ``examples/cifar10_lce.yaml``.
 
 Methods (``method``): ``"fast"`` (default) least squares per family, BIC weights and a residual
 bootstrap, typically a few tens of ms per check; ``"mcmc"`` Domhan's Bayesian weighted

@@ -45,14 +45,8 @@ class TSEScheduler(DecisionScheduler):
         time_attr: progress attribute the rungs are placed on.
         max_t: trials are stopped when they reach it; rungs lie below it.
         grace_period: the first rung. 1 matches Tune's ASHA, but the first epoch's training
-            loss hardly ranks architectures (on the shipped curves its Spearman with the final
-            val_acc is -0.19, and TSE-E at rungs 1, 3, 9 lost more than ASHA). With eta 3
-            over 20 epochs, TSE-E's regret was below that of an ASHA spending the same epochs
-            at grace 2 (clearly in one of two fresh-seed runs, narrowly in the other), 3 (in
-            one of two), 5 and 6; at 4 the two tied (``benchmarks/early_stopping.py``,
-            results/early_stopping.txt). A pre-registered 50-seed run confirmed grace 2:
-            27.1% of FIFO's epochs, regret 0.17 against 0.51 for an ASHA spending the same
-            epochs. Prefer 2 or more.
+            loss hardly ranks architectures: prefer 2 or more (benchmarks/README.md, "Early
+            stopping on learning curves").
         reduction_factor: eta: rungs are eta apart and keep the best 1/eta.
         tse_metric: a reported key to rank by (e.g. "tse_ema"); None computes TSE-E.
         loss_attr: the per-epoch training loss TSE-E sums.

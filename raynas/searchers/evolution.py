@@ -68,11 +68,9 @@ returns the non-dominated completed trials. Any reported metric can be an object
 ``{val_acc: max, latency_ms: min}`` with the train trainable's ``latency: true`` (measured
 latency; combine with a ``latency_ms`` constraint to search only below a predicted bound).
 
-Defaults (P = 30, S = P, p_mutation = 0.1, no crossover, oldest out) were tuned on the NB201 table
-(sequential loop, 200 seeds, CIFAR-10/100 and ImageNet16-120 val accuracy, 100 and 300
-queries): S = P (the tournament always picks the best of the last P results) beat S < P
-clearly; P trades the 100-query regret (smaller P) against the 300-query one (larger P);
-p_mutation 0.08-0.125 (mostly one-key children) beat 1/6; crossover did not help.
+Defaults: ``population_size`` 20, ``sample_size`` = ``population_size`` (the tournament
+picks the best of the population), ``p_mutation`` 1 / number of mutable keys, no crossover,
+the oldest member out. ``benchmarks/nb201_searchers.py`` compares them with the peers.
 """
 
 from __future__ import annotations
@@ -252,10 +250,7 @@ class EvolutionSearcher(NASSearcher):
         points_to_evaluate: configs suggested first; they count towards the initial
             population.
         population_size: members kept (P); also the number of random initial configs.
-            Defaults (P=20, S=P, p_mutation=1/keys) were picked on the NB201 table over 40
-            seeds: against P=30 and p_mutation=0.1 they lower the mean regret at 100 queries
-            (CIFAR-10/100/ImageNet16 0.18/0.26/0.62 vs 0.27/0.57/0.85) at the price of a
-            little at 300 (0.007/0.013/0.108 vs 0.004/0.023/0.024); see benchmarks/README.md.
+            How the defaults (P=20, S=P, p_mutation=1/keys) were picked: benchmarks/README.md.
         sample_size: tournament size (S), 1 <= S <= P; None = P (greedy: the best of the last P
             results is the parent, the tuned default); S = 1 is random parent selection.
         p_crossover: probability that a child comes from uniform crossover of two tournament

@@ -118,9 +118,8 @@ def make_optuna(
 
     Args:
         n_startup_trials: random trials before TPE takes over (Optuna's default 10).
-        multivariate: use the multivariate TPE, which models the keys jointly (default: on; on
-            the NB201 table it repeats far fewer architectures and reaches lower regret than
-            the univariate TPE, see benchmarks/nb201_searchers.py).
+        multivariate: use the multivariate TPE, which models the keys jointly (default: on;
+            benchmarks/nb201_searchers.py compares it with the univariate TPE).
     """
     import optuna
     from ray.tune.search.optuna import OptunaSearch

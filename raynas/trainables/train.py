@@ -3,9 +3,6 @@
 ``lr_schedule``: ``cosine`` (default: from ``lr`` to ``min_lr`` over ``epochs``) or
 ``constant`` (``lr`` throughout), the regime the ``lce`` scheduler's curve families assume
 (under a short cosine schedule val_acc can stall early and rise again as the rate anneals).
-Measured on the shipped curves, a constant rate did not by itself make LCE's default setting
-meet its targets: the curves stay noisy and still rise at the last epoch
-(``benchmarks/results/early_stopping.txt``, constant-LR section).
 
 Every epoch reports the standard metrics of DESIGN.md (``epoch``, ``train_loss``,
 ``train_acc``, ``val_loss``, ``val_acc``, ``tse``, ``tse_ema``, ``params_m``, ``flops_m``,
