@@ -31,7 +31,7 @@ luck, which no early-stopping rule can foresee); Spearman rank correlation with 
 val_acc of TSE (sum of epoch losses so far; lower is better, so -TSE), TSE-EMA, TSE-E (E=1,
 last epoch's train loss) and val_acc at epochs 1, 2, 3, 5, 10; and LCE's
 prediction error (mean absolute, points) of the final val_acc from the first 25% and 50% of
-each curve (``raynas.estimators.curves.predict``, fast and mcmc methods).
+each curve (``raynas.estimators.learning_curves.predict``, fast and mcmc methods).
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 from scipy import stats  # noqa: E402
 
 import search_spaces  # noqa: E402
-from raynas.benchmarks import curves as curvedata  # noqa: E402
-from raynas.estimators import curves as lcfit  # noqa: E402
+from raynas.benchmarks import curve_table as curvedata  # noqa: E402
+from raynas.estimators import learning_curves as lcfit  # noqa: E402
 from schedulers.lce import LCEScheduler  # noqa: E402
 from schedulers.tse import TSEScheduler  # noqa: E402
 

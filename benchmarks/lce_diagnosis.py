@@ -1,11 +1,11 @@
 """Why LCE stops good trials: its prediction for the best curves, epoch by epoch.
 
-For the ``--top`` curves of the shipped learning-curve dataset with the best final val_acc,
-fit the LCE ensemble (``raynas.estimators.curves.predict``, as ``LCEScheduler`` does) to the
-first t epochs for every t from ``--first`` to max_t - 1 and print the predicted final value
-and the probability of beating ``--reference`` (default: the best final value of the dataset
-minus 0.4, about the best of a random 100). A cell prints ``mean/P``; P < delta (0.05) is a stop.
-Also printed: the dataset's mean val_acc per epoch, the shape the families have to follow.
+For the ``--top`` curves of the shipped learning-curve dataset with the best final val_acc, fit the
+LCE ensemble (``raynas.estimators.learning_curves.predict``, as ``LCEScheduler`` does) to the first
+t epochs for every t from ``--first`` to max_t - 1 and print the predicted final value and the
+probability of beating ``--reference`` (default: the best final value of the dataset minus 0.4,
+about the best of a random 100). A cell prints ``mean/P``; P < delta (0.05) is a stop. Also
+printed: the dataset's mean val_acc per epoch, the shape the families have to follow.
 
 Then, over every curve whose final val_acc is above ``--floor`` (default 20: cells that learn
 at all), the same fit after each t: the Spearman correlation of the predicted final value with
@@ -35,8 +35,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-from raynas.benchmarks import curves as curve_data
-from raynas.estimators import curves
+from raynas.benchmarks import curve_table as curve_data
+from raynas.estimators import learning_curves as curves
 
 
 def main(argv: Sequence[str] | None = None) -> int:

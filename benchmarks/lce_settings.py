@@ -8,16 +8,16 @@ see whether any other setting would meet the issue's lines (<= 40% of FIFO's epo
 <= 0.3 points), this script replays the stored curves through LCE's decision rule for a grid of
 settings in one process, with the fits cached, so a grid of 20 settings x 20 seeds takes minutes.
 
-The replay: the seed's architectures (``raynas.benchmarks.curves.arch_order``, the same subset
+The replay: the seed's architectures (``raynas.benchmarks.curve_table.arch_order``, the same subset
 and order as the Tuner benchmark's seed) run on ``--workers`` slots in lock step, one epoch per
-step, slots in a fixed order; a stopped or finished trial's slot takes the next architecture at
-the next step. At each epoch t >= grace and t < max_t, once some trial has finished, LCE fits
-the first t values (``raynas.estimators.curves.predict``, ``--method``: fast by default, or
-mcmc; bounds 0..100, exactly the arguments ``LCEScheduler`` passes) and stops the trial when
-P(final > the best final seen) < delta; ``check_every`` is 1. Tune's ASHA (rungs 4 and 12,
-eta 3, its cut-off: the 1 - 1/eta percentile of the values recorded earlier at the rung;
-``--asha-graces`` for other first rungs) runs through the same replay as the peer: compare its
-row with the Tuner benchmark's ASHA row to see how far the replay's timing is from a Tuner's.
+step, slots in a fixed order; a stopped or finished trial's slot takes the next architecture at the
+next step. At each epoch t >= grace and t < max_t, once some trial has finished, LCE fits the first
+t values (``raynas.estimators.learning_curves.predict``, ``--method``: fast by default, or mcmc;
+bounds 0..100, exactly the arguments ``LCEScheduler`` passes) and stops the trial when P(final >
+the best final seen) < delta; ``check_every`` is 1. Tune's ASHA (rungs 4 and 12, eta 3, its
+cut-off: the 1 - 1/eta percentile of the values recorded earlier at the rung; ``--asha-graces`` for
+other first rungs) runs through the same replay as the peer: compare its row with the Tuner
+benchmark's ASHA row to see how far the replay's timing is from a Tuner's.
 ``--weights completed`` weighs the families as ``LCEScheduler(weights="completed")`` does (by
 their errors on the finished trials' finals; with mcmc, the families it keeps are sampled);
 ``--calibrate`` (replay only) adds to the prediction the residuals of the finished trials'
@@ -50,8 +50,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import norm
 
-from raynas.benchmarks import curves as curve_data
-from raynas.estimators import curves
+from raynas.benchmarks import curve_table as curve_data
+from raynas.estimators import learning_curves as curves
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package
 from lce_diagnosis import fit_prefix  # noqa: E402  (LCEScheduler's predict call)

@@ -26,7 +26,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from raynas.config import ConfigError
+from raynas.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

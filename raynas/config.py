@@ -48,9 +48,7 @@ from pydantic import (
     model_validator,
 )
 
-
-class ConfigError(ValueError):
-    """A user error in an experiment file or its overrides (CLI exit code 2)."""
+from raynas.errors import ConfigError as ConfigError
 
 
 class _Strict(BaseModel):

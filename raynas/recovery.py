@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from raynas import atomic
 from raynas.config import ConfigError
 from raynas.journal import RECORD_DIR, journal_path, read
 from raynas.recorder import TUNER_FILE, StateCopy, read_state_copy
@@ -77,12 +78,6 @@ class Recovery:
                 f"{RECORD_DIR}/orphans"
             )
         return text
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _trial(entry: list[str]) -> dict[str, Any]:
@@ -277,7 +272,7 @@ def _install(exp_dir: Path, record: Path, files: dict[str, bytes]) -> list[str]:
                 damaged.append(f"{f.name}: {why}")
             os.replace(f, superseded / f.name)
     for name, data in files.items():
-        _atomic_write(exp_dir / name, data)
+        atomic.write_bytes(exp_dir / name, data)
     if TUNER_FILE not in files:
         log.warning("the crash record of %s holds no %s", exp_dir, TUNER_FILE)
     return damaged

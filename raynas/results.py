@@ -53,7 +53,7 @@ class Summary:
         """Trials no other trial dominates over ``objectives()`` (at least as good on every
         objective, better on one), among those that reported all of them as finite numbers;
         best first by the first objective (then the next ones). Empty without objectives."""
-        from raynas.searchers.evolution import nondominated_ranks
+        from raynas.pareto import nondominated_ranks
 
         objectives = self.objectives()
         if not objectives or any(m not in self.trials for m in objectives):
@@ -225,7 +225,7 @@ def format_report(summary: Summary, top: int = 10) -> str:
     if errors:
         lines += ["", errors]
     if summary.path is not None:
-        from schedulers.decisions import summarise_decisions
+        from raynas.decision_report import summarise_decisions
 
         decisions = summarise_decisions(summary.path)
         if decisions:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ray.tune import Callback
 
-from raynas.config import ConfigError
+from raynas.errors import ConfigError
 from raynas.storage import Location, locate
 
 log = logging.getLogger(__name__)

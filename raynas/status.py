@@ -182,7 +182,7 @@ def format_status(status: Status) -> str:
     if errors:
         lines.append(errors)
     if s.path is not None:
-        from schedulers.decisions import summarise_decisions
+        from raynas.decision_report import summarise_decisions
 
         decisions = summarise_decisions(s.path, top=5)
         if decisions:

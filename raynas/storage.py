@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
 
-from raynas.config import ConfigError
+from raynas.errors import ConfigError
 
 #: Query parameters of a storage URI that hold secrets.
 SECRET_PARAMS = ("secret_key", "access_key", "session_token", "password", "token", "sas_token")

@@ -2,7 +2,7 @@
 
 After ``grace_period`` and then every ``check_every`` results, the trial's curve of ``metric``
 against ``time_attr`` is fitted by an ensemble of parametric learning-curve families
-(``raynas.estimators.curves``: pow3, pow4, log_log_linear, hill3, log_power, mmf, exp4,
+(``raynas.estimators.learning_curves``: pow3, pow4, log_log_linear, hill3, log_power, mmf, exp4,
 janoschek, weibull, ilog2, vapor_pressure). If the predictive distribution of the metric at
 ``max_t`` gives probability < ``delta`` of beating the reference, the trial is stopped.
 
@@ -17,8 +17,8 @@ the trainable's number of epochs.
 Family weights (``weights``): ``"bic"`` (default) weighs each family by how well it fits the
 trial's own points, as Domhan et al.'s fast variants do; ``"completed"`` by how well it
 predicted, from as many points, the final values of the trials that have reached ``max_t``
-(``raynas.estimators.curves.completed_weights``), so the experiment itself picks the families
-that extrapolate its curves.
+(``raynas.estimators.learning_curves.completed_weights``), so the experiment itself picks
+the families that extrapolate its curves.
 
 The curve (``curve_metric``, ``curve_mode``): by default the curve of ``metric`` is
 extrapolated. Another reported key can be named instead, e.g. ``curve_metric="train_loss"``,
@@ -36,11 +36,11 @@ stops one. It helps only when the bias is shared by all curves: benchmarks/READM
 stopping on learning curves") has the measurements behind ``examples/cifar10_lce.yaml``.
 
 Methods (``method``): ``"fast"`` (default) least squares per family, BIC weights and a residual
-bootstrap, typically a few tens of ms per check; ``"mcmc"`` Domhan's Bayesian weighted
-ensemble sampled by an affine-invariant ensemble sampler, 0.3-1 s per check. See
-``raynas.estimators.curves`` for both. Randomness is seeded from ``seed``, ``t`` and the points
-fitted, so a decision depends only on the results, never on when it is taken nor on the trial
-ids (which Tune draws anew for every run): two runs of a seeded experiment decide the same.
+bootstrap, typically a few tens of ms per check; ``"mcmc"`` Domhan's Bayesian weighted ensemble
+sampled by an affine-invariant ensemble sampler, 0.3-1 s per check. See
+``raynas.estimators.learning_curves`` for both. Randomness is seeded from ``seed``, ``t`` and the
+points fitted, so a decision depends only on the results, never on when it is taken nor on the
+trial ids (which Tune draws anew for every run): two runs of a seeded experiment decide the same.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ from typing import Any
 
 import numpy as np
 
-from raynas.estimators import curves
-from schedulers.decisions import CONTINUE, STOP, DecisionScheduler, check_int, number
+from raynas.estimators import learning_curves
+from schedulers.base import CONTINUE, STOP, DecisionScheduler, check_int, number
 
 METHODS = ("fast", "mcmc")
 REFERENCES = ("final", "any")
@@ -81,8 +81,8 @@ class LCEScheduler(DecisionScheduler):
         weights: how the families are weighted: "bic" (by how well each fits the trial's own
             points; Domhan et al.'s choice for the fast method) or "completed" (by how well
             each predicted, from as many points, the final values of the trials that reached
-            ``max_t``: ``raynas.estimators.curves.completed_weights``). On short noisy curves
-            the BIC favours four-parameter families that fit the points seen and extrapolate
+            ``max_t``: ``raynas.estimators.learning_curves.completed_weights``). On short noisy
+            curves the BIC favours four-parameter families that fit the points seen and extrapolate
             badly; "completed" learns from the experiment which families extrapolate. It
             needs ``min_completed`` trials at ``max_t`` before it stops any trial. mcmc
             samples its own weights over the families "completed" keeps.
@@ -139,7 +139,7 @@ class LCEScheduler(DecisionScheduler):
             raise ValueError(
                 f"unknown reference {reference!r}; choose one of: {', '.join(REFERENCES)}"
             )
-        families = curves.check_families(families)
+        families = learning_curves.check_families(families)
         if weights not in WEIGHTS:
             raise ValueError(f"unknown weights {weights!r}; choose one of: {', '.join(WEIGHTS)}")
         check_int("min_completed", min_completed, 1)
@@ -296,14 +296,14 @@ class LCEScheduler(DecisionScheduler):
         reason += "".join(f"; {n}" for n in notes)
         return (STOP if stop else CONTINUE), reason, info
 
-    def _predict(self, t, points, best, learnt) -> curves.Prediction | None:
+    def _predict(self, t, points, best, learnt) -> learning_curves.Prediction | None:
         """LCE's prediction at ``max_t`` from a trial's ``points`` up to ``t``; its randomness
         is seeded by ``seed``, ``t`` and the points only (not the trial id, which differs
         between two runs of the same experiment)."""
         x, ys = np.array(points).T
         key = zlib.crc32(np.ascontiguousarray(points, dtype=np.float64).tobytes())
         rng = np.random.default_rng([self._seed, key, round(t * 1000)])
-        return curves.predict(
+        return learning_curves.predict(
             x,
             ys,
             self._max_t,
@@ -326,7 +326,7 @@ class LCEScheduler(DecisionScheduler):
         residuals = []
         for tid, (_, final) in sorted(self._finals.items()):
             if learnt is not None:
-                mean = curves.combined_prediction(self._points.get((tid, t), {}), learnt)
+                mean = learning_curves.combined_prediction(self._points.get((tid, t), {}), learnt)
             else:
                 if (tid, t) not in self._means:
                     points = self._curve(tid, t)
@@ -361,7 +361,7 @@ class LCEScheduler(DecisionScheduler):
                 self._points[tid, t] = (
                     {}
                     if len(points) < 3
-                    else curves.point_predictions(
+                    else learning_curves.point_predictions(
                         *np.array(points).T,
                         self._max_t,
                         mode=self._cmode,
@@ -377,7 +377,7 @@ class LCEScheduler(DecisionScheduler):
                 f"learning family weights: {len(finals)} of {self._min_completed} completed "
                 f"trials with a curve to {self._time_attr}={_fmt(t)}"
             )
-        weights = curves.completed_weights(predictions, finals)
+        weights = learning_curves.completed_weights(predictions, finals)
         if not weights:
             return None, "no family predicted the completed trials"
         return weights, f"families weighted by {len(finals)} completed trials"

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from raynas.estimators.tse import tse_e
-from schedulers.decisions import CONTINUE, STOP, DecisionScheduler, check_int, number
+from schedulers.base import CONTINUE, STOP, DecisionScheduler, check_int, number
 
 
 class TSEScheduler(DecisionScheduler):

@@ -43,23 +43,19 @@ from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from raynas.nn.layout import DARTS_CONCAT, DARTS_NODES, DARTS_OPS
+from raynas.nn.layout import check_reduction_layers as check_reduction_layers
+from raynas.nn.layout import default_reduction_layers as default_reduction_layers
+from raynas.registry import check_int
 from search_spaces.base import SearchSpace, choice
 
 Genotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
 
 #: Candidate ops of the evaluation cells (DARTS' PRIMITIVES without ``none``).
-OPS = (
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-)
+OPS = DARTS_OPS
 CELLS = ("normal", "reduce")
-NODES = 4
-CONCAT = (2, 3, 4, 5)
+NODES = DARTS_NODES
+CONCAT = DARTS_CONCAT
 #: Allowed input pairs of each node, as ``"i,j"`` strings with ``i < j``.
 PAIRS = tuple(
     tuple(f"{i},{j}" for i, j in itertools.combinations(range(n + 2), 2)) for n in range(NODES)
@@ -256,41 +252,11 @@ def parse_genotype(text: str) -> Genotype:
     return canonical(Genotype(**values))
 
 
-def default_reduction_layers(layers: int) -> tuple[int, ...]:
-    """DARTS' reduction positions: cells ``layers // 3`` and ``2 * layers // 3`` (deduplicated)."""
-    return tuple(sorted({layers // 3, 2 * layers // 3}))
-
-
-def check_reduction_layers(layers: int, reduction_layers: Sequence[int]) -> tuple[int, ...]:
-    """Validate reduction positions: sorted, distinct ints in ``[0, layers)``.
-
-    Returns:
-        The positions as a tuple of ints.
-
-    Raises:
-        ValueError: a position is not an int, out of range, repeated or out of order.
-    """
-    positions = tuple(reduction_layers)
-    for p in positions:
-        if isinstance(p, bool) or not isinstance(p, numbers.Integral) or not 0 <= p < layers:
-            raise ValueError(
-                f"invalid reduction layer {p!r} in reduction_layers={positions}; "
-                f"allowed: ints in [0, {layers - 1}] (layers={layers})"
-            )
-    if list(positions) != sorted(set(positions)):
-        raise ValueError(
-            f"reduction_layers must be sorted and distinct, got {positions} (layers={layers})"
-        )
-    return tuple(int(p) for p in positions)
-
-
 def _check_options(
     C: int, layers: int, drop_path_prob: float, reduction_layers: Sequence[int] | None
 ) -> tuple[int, ...] | None:
-    if isinstance(C, bool) or not isinstance(C, numbers.Integral) or C < 1:
-        raise ValueError(f"C must be an int >= 1, got {C!r}")
-    if isinstance(layers, bool) or not isinstance(layers, numbers.Integral) or layers < 1:
-        raise ValueError(f"layers must be an int >= 1, got {layers!r}")
+    check_int("C", C, 1)
+    check_int("layers", layers, 1)
     if not 0.0 <= float(drop_path_prob) < 1.0:
         raise ValueError(f"drop_path_prob must be in [0, 1), got {drop_path_prob!r}")
     if reduction_layers is None:

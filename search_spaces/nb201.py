@@ -14,10 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from raynas.nn.layout import NB201_EDGES, NB201_OPS
 from search_spaces.base import SearchSpace, choice
 
-OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
-EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+OPS = NB201_OPS
+EDGES = NB201_EDGES
 KEYS = tuple(f"edge.{j}<-{i}" for j, i in EDGES)
 
 

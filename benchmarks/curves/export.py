@@ -11,7 +11,7 @@ trainable's training seed. An architecture sampled twice with the same seed is k
 first trial by id). Columns: arch, seed, epoch, train_loss, train_acc, val_loss, val_acc,
 tse, tse_ema (both recomputed here from train_loss with ``raynas.estimators.tse``, the
 trainable's ``tse_ema_decay``), params_m, flops_m, cost_s. Prints what it kept and dropped;
-the written file is read back with ``raynas.benchmarks.curves.table`` as a check.
+the written file is read back with ``raynas.benchmarks.curve_table.table`` as a check.
 """
 
 from __future__ import annotations

@@ -31,8 +31,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from raynas.nn.layout import check_reduction_layers, default_reduction_layers
 from raynas.nn.ops import FactorizedReduce, ReLUConvBN, make_op
-from search_spaces.darts import check_reduction_layers, default_reduction_layers
 
 
 def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:

@@ -7,9 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from raynas.nn.layout import NB201_EDGES as EDGES
 from raynas.nn.ops import ReLUConvBN, make_op
-
-EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 
 
 class NB201Cell(nn.Module):

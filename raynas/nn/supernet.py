@@ -21,7 +21,8 @@ max-pooled on stride-2 edges), concatenates and shuffles channels in ``k`` group
 activations, which dominate the memory, shrink by about ``k``. ``edge_norm`` adds one β per
 edge; each node weighs its incoming edges by the softmax of their β (edge normalisation).
 
-Derivation (``genotype()``; also the pure functions ``derive_darts`` / ``derive_nb201``):
+Derivation (``raynas.oneshot.derive``: ``genotype(supernet)``, ``derive_darts``,
+``derive_nb201``):
 
 * darts: per node keep the 2 incoming edges whose strongest non-``none`` op weight is the
   largest, each with that op (DARTS' ``genotype()``); with edge normalisation the op weights
@@ -40,19 +41,24 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from raynas.nn.nb201 import EDGES as NB201_EDGES
+from raynas.nn.layout import (
+    DARTS_NODES,
+    DARTS_OPS,
+    NB201_EDGES,
+    NB201_OPS,
+    default_reduction_layers,
+)
 from raynas.nn.nb201 import ResidualReduction
 from raynas.nn.ops import FactorizedReduce, ReLUConvBN, make_op
-from search_spaces import darts as darts_space
-from search_spaces import nb201 as nb201_space
+from raynas.registry import check_int
 
 #: Candidate ops of the DARTS supernet, in DARTS' ``PRIMITIVES`` order (``none`` first).
-DARTS_PRIMITIVES: tuple[str, ...] = ("none", *darts_space.OPS)
+DARTS_PRIMITIVES: tuple[str, ...] = ("none", *DARTS_OPS)
 #: Candidate ops of the NB201 supernet (the space's 5 ops).
-NB201_PRIMITIVES: tuple[str, ...] = tuple(nb201_space.OPS)
+NB201_PRIMITIVES: tuple[str, ...] = tuple(NB201_OPS)
 #: Incoming edges of each DARTS node: node ``n`` reads states ``0 .. n + 1``.
 DARTS_EDGES: tuple[tuple[int, int], ...] = tuple(
-    (n + 2, src) for n in range(darts_space.NODES) for src in range(n + 2)
+    (n + 2, src) for n in range(DARTS_NODES) for src in range(n + 2)
 )
 
 
@@ -135,7 +141,8 @@ class Supernet(nn.Module):
     """Common part of the supernets: α (and β) bookkeeping, derivation hooks.
 
     Subclasses set ``primitives``, ``edges`` (``(node, input)`` per α row), ``cell_types``
-    and ``inputs_per_node`` and implement ``genotype``.
+    and ``inputs_per_node``; ``raynas.oneshot.derive`` turns ``derivation_weights`` into a
+    genotype of the space.
     """
 
     primitives: tuple[str, ...] = ()
@@ -202,9 +209,6 @@ class Supernet(nn.Module):
     def edge_labels(self) -> list[str]:
         """One label per α row, e.g. ``"2<-0"`` (node <- input)."""
         return [f"{j}<-{i}" for j, i in self.edges]
-
-    def genotype(self) -> Any:
-        raise NotImplementedError
 
 
 # ------------------------------------------------------------------------------ DARTS space
@@ -274,7 +278,7 @@ class DartsSupernet(Supernet):
     primitives = DARTS_PRIMITIVES
     edges = DARTS_EDGES
     cell_types = ("normal", "reduce")
-    inputs_per_node = tuple(n + 2 for n in range(darts_space.NODES))
+    inputs_per_node = tuple(n + 2 for n in range(DARTS_NODES))
 
     def __init__(
         self,
@@ -291,8 +295,8 @@ class DartsSupernet(Supernet):
         if C % k:
             raise ValueError(f"C ({C}) must be divisible by pc_k ({k}) for partial channels")
         self.C, self.layers, self.k = C, layers, k
-        self.reduction_layers = darts_space.default_reduction_layers(layers)
-        steps = darts_space.NODES
+        self.reduction_layers = default_reduction_layers(layers)
+        steps = DARTS_NODES
         c_curr = stem_multiplier * C
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
@@ -322,52 +326,6 @@ class DartsSupernet(Supernet):
             kind = "reduce" if cell.reduction else "normal"
             s0, s1 = s1, cell(s0, s1, weights[kind], edges.get(kind))
         return self.classifier(torch.flatten(self.global_pooling(s1), 1))
-
-    def genotype(self) -> darts_space.Genotype:
-        """The derived DARTS genotype (canonical form of ``search_spaces.darts``)."""
-        w = self.derivation_weights()
-        return derive_darts(w["normal"], w["reduce"])
-
-
-def derive_darts(normal: Any, reduce: Any) -> darts_space.Genotype:
-    """DARTS' derivation from op weights (14 x 8 arrays in ``DARTS_PRIMITIVES`` order).
-
-    Per node, the 2 incoming edges with the largest best non-``none`` weight are kept, each
-    with its best non-``none`` op; ties go to the lower input index.
-
-    Returns:
-        The canonical ``search_spaces.darts.Genotype``.
-    """
-    none = DARTS_PRIMITIVES.index("none")
-
-    def parse(weights: Any, cell: str) -> list[tuple[str, int]]:
-        w = np.asarray(weights, dtype=float)
-        if w.shape != (len(DARTS_EDGES), len(DARTS_PRIMITIVES)):
-            raise ValueError(
-                f"{cell} weights must have shape ({len(DARTS_EDGES)}, {len(DARTS_PRIMITIVES)}), "
-                f"got {w.shape}"
-            )
-        masked = w.copy()
-        masked[:, none] = -np.inf
-        gene: list[tuple[str, int]] = []
-        start = 0
-        for n in range(darts_space.NODES):
-            rows = masked[start : start + n + 2]
-            strength = rows.max(axis=1)
-            # Stable sort: on equal strength the lower input index wins.
-            keep = sorted(np.argsort(-strength, kind="stable")[:2].tolist())
-            gene.extend((DARTS_PRIMITIVES[int(rows[j].argmax())], int(j)) for j in keep)
-            start += n + 2
-        return gene
-
-    return darts_space.canonical(
-        darts_space.Genotype(
-            normal=parse(normal, "normal"),
-            normal_concat=list(darts_space.CONCAT),
-            reduce=parse(reduce, "reduce"),
-            reduce_concat=list(darts_space.CONCAT),
-        )
-    )
 
 
 # ------------------------------------------------------------------------------ NB201 space
@@ -465,28 +423,6 @@ class NB201Supernet(Supernet):
         x = self.lastact(x)
         return self.classifier(torch.flatten(self.global_pooling(x), 1))
 
-    def genotype(self) -> nb201_space.NB201Genotype:
-        """Argmax op of every edge (``none`` included)."""
-        return derive_nb201(self.derivation_weights()["normal"], self.primitives)
-
-
-def derive_nb201(
-    weights: Any, primitives: Sequence[str] = NB201_PRIMITIVES
-) -> nb201_space.NB201Genotype:
-    """NB201 derivation: the argmax op of each edge over all ops (``none`` included).
-
-    Args:
-        weights: 6 x len(primitives) op weights (or α), rows in ``search_spaces.nb201.EDGES``
-            order; ties go to the earlier op.
-        primitives: the op of each column (default: the 5 NB201 ops).
-    """
-    w = np.asarray(weights, dtype=float)
-    if w.shape != (len(NB201_EDGES), len(primitives)):
-        raise ValueError(
-            f"nb201 weights must have shape ({len(NB201_EDGES)}, {len(primitives)}), got {w.shape}"
-        )
-    return nb201_space.NB201Genotype(tuple(primitives[int(i)] for i in w.argmax(axis=1)))
-
 
 # ------------------------------------------------------------------------------ factory
 #: Macro options of each space's supernet and their defaults (the papers' search settings).
@@ -498,8 +434,7 @@ SUPERNET_OPTIONS: dict[str, dict[str, int]] = {
 
 def _check_size(**values: int) -> None:
     for key, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{key} must be an int >= 1, got {value!r}")
+        check_int(key, value, 1)
 
 
 def check_supernet_options(space_name: str, options: dict[str, Any]) -> dict[str, int]:

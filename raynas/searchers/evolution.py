@@ -84,6 +84,7 @@ from typing import Any
 import numpy as np
 from ray.tune.search.sample import Categorical, Domain, Float, Integer
 
+from raynas.pareto import crowding_distances, nondominated_ranks
 from raynas.searchers import quantities
 from raynas.searchers.base import NASSearcher, integer_grid, is_log_domain
 
@@ -160,67 +161,6 @@ class SpaceConstraint:
 
     def __repr__(self) -> str:
         return f"SpaceConstraint({self.bounds!r}, {list(self.quantities.values())!r})"
-
-
-# ------------------------------------------------------------------------- multi-objective
-def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
-    """``a`` dominates ``b`` (both "higher is better")."""
-    return all(x >= y for x, y in zip(a, b, strict=True)) and any(
-        x > y for x, y in zip(a, b, strict=True)
-    )
-
-
-def nondominated_ranks(points: Sequence[Sequence[float]]) -> list[int]:
-    """NSGA-II non-dominated sorting ("higher is better"): front index of every point (0 =
-    Pareto front)."""
-    n = len(points)
-    dominated_by = [0] * n
-    dominates: list[list[int]] = [[] for _ in range(n)]
-    for i in range(n):
-        for j in range(i + 1, n):
-            if _dominates(points[i], points[j]):
-                dominates[i].append(j)
-                dominated_by[j] += 1
-            elif _dominates(points[j], points[i]):
-                dominates[j].append(i)
-                dominated_by[i] += 1
-    ranks = [0] * n
-    front = [i for i in range(n) if dominated_by[i] == 0]
-    rank = 0
-    while front:
-        nxt = []
-        for i in front:
-            ranks[i] = rank
-            for j in dominates[i]:
-                dominated_by[j] -= 1
-                if dominated_by[j] == 0:
-                    nxt.append(j)
-        front, rank = nxt, rank + 1
-    return ranks
-
-
-def crowding_distances(points: Sequence[Sequence[float]], ranks: Sequence[int]) -> list[float]:
-    """NSGA-II crowding distance of every point within its front (inf at the boundaries)."""
-    dist = [0.0] * len(points)
-    fronts: dict[int, list[int]] = {}
-    for i, r in enumerate(ranks):
-        fronts.setdefault(r, []).append(i)
-    for members in fronts.values():
-        if len(members) <= 2:
-            for i in members:
-                dist[i] = math.inf
-            continue
-        for m in range(len(points[members[0]])):
-            order = sorted(members, key=lambda i: points[i][m])
-            low, high = points[order[0]][m], points[order[-1]][m]
-            dist[order[0]] = dist[order[-1]] = math.inf
-            if high == low:
-                continue
-            for k in range(1, len(order) - 1):
-                dist[order[k]] += (points[order[k + 1]][m] - points[order[k - 1]][m]) / (
-                    high - low
-                )
-    return dist
 
 
 def _check_objectives(metric: Any, mode: Any) -> tuple[list[str], list[str]]:

@@ -74,7 +74,7 @@ class FixedSearcher(NASSearcher):
     ) -> bool:
         num_samples = spec.get("num_samples")
         if num_samples is not None and int(num_samples) != len(self.archs):
-            from raynas.config import ConfigError
+            from raynas.errors import ConfigError
 
             raise ConfigError(
                 f"searcher 'fixed' runs each of its {len(self.archs)} archs once, but "

@@ -6,7 +6,7 @@ violate the searcher's constraint are skipped), builds each one untrained with
 ``space.build(genotype, num_classes, in_channels, **build)`` (weights from ``torch.manual_seed
 (seed)``, as the ``proxy`` trainable does, so the scores equal its ``score_<proxy>``), scores
 it with ``raynas.estimators.zero_cost.compute(proxy, ...)`` on one fixed batch of
-``batch_size`` training images of ``dataset`` (``raynas.trainables.proxy.load_batch``), and
+``batch_size`` training images of ``dataset`` (``raynas.estimators.batch.load_batch``), and
 suggests the ``top_k`` best (highest score first; ties keep pool order; non-finite scores,
 i.e. degenerate networks, are never seeds) before anything else, after the user's own
 ``points_to_evaluate``. Scoring runs in the process that runs the searcher (the Tune driver),
@@ -118,7 +118,7 @@ def score_config(space: Any, config: Mapping[str, Any], options: ProxySeed, batc
         space: the raynas search space.
         config: a config of ``space``.
         options: the proxy options.
-        batch: ``raynas.trainables.proxy.load_batch(...)`` for ``options``, moved to the device.
+        batch: ``raynas.estimators.batch.load_batch(...)`` for ``options``, moved to the device.
     """
     from raynas.estimators import zero_cost
 
@@ -157,7 +157,7 @@ def score_pool(
         CPU time leaves out waits for a busy machine) and ``top``, the pool indices of the
         ``top_k`` seeds, best first (see ``top_indices``).
     """
-    from raynas.trainables.proxy import load_batch
+    from raynas.estimators.batch import load_batch
 
     configs, archs, seen = [], [], set()
     for _ in range(max_draws or 100 * options.pool):

@@ -1,6 +1,6 @@
 """``curves`` trainable: replays the stored learning curve of an NB201 cell, one epoch a report.
 
-The curves come from ``raynas.benchmarks.curves`` (by default the shipped CIFAR-10 dataset:
+The curves come from ``raynas.benchmarks.curve_table`` (by default the shipped CIFAR-10 dataset:
 real training runs, see ``raynas/benchmarks/ATTRIBUTION.md``). Each report holds every stored
 metric of that epoch (``epoch``, ``train_loss``, ``train_acc``, ``val_loss``, ``val_acc``,
 ``tse``, ``tse_ema``, ``params_m``, ``flops_m``, ``cost_s``) and ``arch``; Tune's
@@ -18,7 +18,7 @@ The last epoch's result carries ``done=True`` and so reaches schedulers through
 ``on_trial_complete``, as with any class trainable.
 
 Only stored architectures can be replayed: give the searcher the stored ones
-(``raynas.benchmarks.curves.points_to_evaluate``); any other is a ``ValueError``.
+(``raynas.benchmarks.curve_table.points_to_evaluate``); any other is a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import json
 import os
 import time
 
-from raynas.benchmarks import curves as curvedata
+from raynas.benchmarks import curve_table as curvedata
 from search_spaces.base import SearchSpace
 
 CHECKPOINT_FILE = "curve.json"
@@ -44,7 +44,8 @@ def make(
 
     Args:
         space: the nb201 space (its macro options do not matter: the curve is what was stored).
-        path: a curve table (parquet, see ``raynas.benchmarks.curves``); None: the shipped one.
+        path: a curve table (parquet, see ``raynas.benchmarks.curve_table``); None: the
+            shipped one.
         seed: which training seed's curve to replay; None: the lowest stored for the arch.
         time_scale: sleep ``cost_s * time_scale`` seconds per epoch (0: no sleep).
         checkpoint: save the epoch reached with each report (PAUSE/restore); False saves

@@ -18,8 +18,6 @@ generator seeded by ``seed``, normalised, not augmented) is loaded once per proc
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import logging
 import math
 import time
@@ -30,35 +28,11 @@ import torch
 
 from raynas import data as datamod
 from raynas.estimators import zero_cost
+from raynas.estimators.batch import load_batch as load_batch
+from raynas.registry import check_int
 from search_spaces.base import SearchSpace
 
 logger = logging.getLogger(__name__)
-
-
-@functools.lru_cache(maxsize=4)
-def load_batch(
-    dataset: str, root: str | None, seed: int, batch_size: int
-) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-    """One normalised batch of training images, fixed by ``seed``; cached per process.
-
-    Returns:
-        ``(inputs, targets, num_classes, in_channels)``.
-
-    Raises:
-        raynas.data.DatasetError: unknown dataset, missing data, or fewer training images
-            than ``batch_size``.
-    """
-    splits = datamod.load(dataset, root=root or datamod.default_root(), seed=seed)
-    n = len(splits.train)
-    if batch_size > n:
-        raise datamod.DatasetError(
-            f"batch_size {batch_size} exceeds the {n} training images of {dataset}"
-        )
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:batch_size]
-    picked = datamod.Split(splits.train.x[order], splits.train.y[order])
-    one = dataclasses.replace(splits, train=picked)
-    inputs, targets = next(iter(datamod.Loader(one, "train", batch_size, train=False)))
-    return inputs, targets, splits.num_classes, splits.in_channels
 
 
 def _check_options(
@@ -83,8 +57,7 @@ def _check_options(
         raise ValueError(f"proxies must not repeat a name, got {list(proxies)}")
     if dataset not in datamod.NAMES:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of: {', '.join(datamod.NAMES)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
-        raise ValueError(f"batch_size must be an int >= 2, got {batch_size!r}")
+    check_int("batch_size", batch_size, 2)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be an int, got {seed!r}")
     if not isinstance(build, dict):

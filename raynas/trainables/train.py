@@ -34,6 +34,7 @@ from torch import nn
 from raynas import data as datamod
 from raynas.estimators.tse import tse_ema_step
 from raynas.nn.measure import count_macs, count_params
+from raynas.torch_state import resolve_device, rng_state, set_rng_state
 from search_spaces.base import SearchSpace
 
 CHECKPOINT_FILE = "state.pt"
@@ -103,25 +104,6 @@ class TrainOptions:
             raise ValueError(f"cutout must be >= 0, got {self.cutout!r}")
         if self.image_size is not None and self.image_size < 1:
             raise ValueError(f"image_size must be >= 1 or null, got {self.image_size!r}")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def rng_state() -> dict[str, Any]:
-    """torch's global RNG states (CPU, and every CUDA device when present) for a checkpoint."""
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    return {"torch_rng": torch.get_rng_state(), "cuda_rng": cuda}
-
-
-def set_rng_state(state: Mapping[str, Any]) -> None:
-    """Put back the RNG states saved by ``rng_state`` (CUDA ones where CUDA is present)."""
-    torch.set_rng_state(state["torch_rng"])
-    if state.get("cuda_rng") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
 
 
 class Trainer:

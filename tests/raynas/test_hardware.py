@@ -199,7 +199,7 @@ def test_calibration_is_recorded(table):
 
 def test_second_build_reuses_cache_without_measuring(table, monkeypatch):
     assert not table.from_cache
-    monkeypatch.setattr(hardware, "latency_samples", _fail)
+    monkeypatch.setattr(hardware.measure, "latency_samples", _fail)
     again = _build(table.path.parents[1])
     assert again.from_cache
     assert again.path == table.path
@@ -270,7 +270,7 @@ def test_corrupt_cache_build_measures_again_and_overwrites(tmp_path, caplog):
     ],
 )
 def test_table_build_rejects_bad_inputs(tmp_path, monkeypatch, kwargs, needle):
-    monkeypatch.setattr(hardware, "latency_samples", _fail)
+    monkeypatch.setattr(hardware.measure, "latency_samples", _fail)
     with pytest.raises(ValueError) as err:
         _build(tmp_path, **kwargs)
     assert needle in str(err.value)
@@ -306,7 +306,7 @@ def test_cache_is_keyed_by_clock(table, monkeypatch):
         )
     cpu = _build(cache_dir, clock="cpu", calibration_subnets=0)
     assert cpu.clock == "cpu" and not cpu.from_cache and cpu.path != table.path
-    monkeypatch.setattr(hardware, "latency_samples", _fail)
+    monkeypatch.setattr(hardware.measure, "latency_samples", _fail)
     assert _build(cache_dir, clock="cpu", calibration_subnets=0).from_cache
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from raynas.benchmarks import curves
+from raynas.benchmarks import curve_table as curves
 
 
 def rows(arch="|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", epochs=(1, 2, 3)):

@@ -11,7 +11,7 @@ from ray.tune.search import BasicVariantGenerator
 
 import search_spaces
 from raynas import trainables
-from raynas.benchmarks import curves
+from raynas.benchmarks import curve_table as curves
 
 EPOCHS = 6
 

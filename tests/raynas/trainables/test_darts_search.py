@@ -215,7 +215,7 @@ def test_sweep_becomes_tune_grid_searches():
     ("space", "options", "message"),
     [
         ("nb201", {"epoch": 3}, "unknown option 'epoch' for trainable 'darts'"),
-        ("nb201", {"epochs": 0}, "epochs must be an int >= 1"),
+        ("nb201", {"epochs": 0}, "epochs must be an integer >= 1"),
         ("nb201", {"order": 3}, "order must be 1"),
         ("nb201", {"pc_k": 0}, "pc_k must be >= 1"),
         ("nb201", {"build": {"C": 6}, "pc_k": 4}, r"build.C \(6\) must be divisible by pc_k"),

@@ -85,7 +85,7 @@ def test_batch_is_fixed_by_seed_and_cached():
         ({"proxies": []}, "proxies must name at least one proxy"),
         ({"proxies": ["snip", "snip"]}, "must not repeat"),
         ({"dataset": "mnist"}, "unknown dataset 'mnist'"),
-        ({"batch_size": 1}, "batch_size must be an int >= 2, got 1"),
+        ({"batch_size": 1}, "batch_size must be an integer >= 2, got 1"),
         ({"table_dataset": "c10"}, "unknown nb201 dataset 'c10'"),
         ({"device": "tpu"}, "device must be auto, cpu or cuda"),
         ({"threads": 0}, "threads must be >= 1"),

@@ -1,0 +1,1 @@
+"""One-shot (weight-sharing) architecture search: DARTS, PC-DARTS and their derivation."""

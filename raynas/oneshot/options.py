@@ -1,0 +1,179 @@
+"""Options of a one-shot search (``DartsOptions``) and the settings one trial runs with.
+
+``SearchSettings.resolve`` applies a trial's ``darts.*`` Tune keys (``CONFIG_KEYS``) over the
+options; ``sweep_space`` turns the ``sweep`` option into those keys as Tune grid searches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from raynas import data as datamod
+from raynas.registry import check_int
+
+CHECKPOINT_FILE = "state.pt"
+#: Prefix of the Tune config keys a darts trial reads.
+CONFIG_PREFIX = "darts."
+#: Settings that a trial's config may override (``darts.<name>``), and which ``sweep`` takes.
+CONFIG_KEYS = ("seed", "order", "pc_k", "edge_norm")
+
+
+@dataclass(frozen=True)
+class DartsOptions:
+    """Options of the ``darts`` trainable (validated in ``__post_init__``)."""
+
+    dataset: str = "digits"
+    root: str | None = None
+    val_fraction: float | int = 0.5
+    subset: float | int | None = None
+    image_size: int | None = None
+    epochs: int = 50
+    batch_size: int = 64
+    build: dict = field(default_factory=dict)
+    lr: float = 0.025
+    min_lr: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float | None = 5.0
+    arch_lr: float = 3e-4
+    arch_betas: tuple[float, float] = (0.5, 0.999)
+    arch_weight_decay: float = 1e-3
+    arch_warmup_epochs: int = 0
+    order: int = 1
+    fd_r: float = 0.01
+    pc_k: int = 1
+    edge_norm: bool | None = None
+    seed: int = 0
+    sweep: dict | None = None
+    nb201_table: str | None = None
+    device: str = "auto"
+    threads: int | None = None
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        for key in ("epochs", "batch_size"):
+            check_int(key, getattr(self, key), 1)
+        for key in ("lr", "arch_lr", "fd_r"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"{key} must be > 0, got {getattr(self, key)!r}")
+        for key in ("min_lr", "weight_decay", "arch_weight_decay"):
+            if not getattr(self, key) >= 0:
+                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)!r}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0 or null, got {self.grad_clip!r}")
+        betas = tuple(self.arch_betas)
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"arch_betas must be two numbers in [0, 1), got {self.arch_betas!r}")
+        object.__setattr__(self, "arch_betas", (float(betas[0]), float(betas[1])))
+        if self.arch_warmup_epochs < 0:
+            raise ValueError(f"arch_warmup_epochs must be >= 0, got {self.arch_warmup_epochs!r}")
+        check_setting("order", self.order)
+        check_setting("pc_k", self.pc_k)
+        check_setting("seed", self.seed)
+        if self.edge_norm is not None:
+            check_setting("edge_norm", self.edge_norm)
+        if self.dataset not in datamod.NAMES:
+            raise ValueError(
+                f"unknown dataset {self.dataset!r}; choose one of: {', '.join(datamod.NAMES)}"
+            )
+        if self.image_size is not None and self.image_size < 1:
+            raise ValueError(f"image_size must be >= 1 or null, got {self.image_size!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.nb201_table is not None:
+            from raynas.benchmarks.nb201 import check_dataset
+
+            check_dataset(self.nb201_table)
+        if self.sweep is not None:
+            sweep_space(self.sweep)
+
+
+def check_setting(name: str, value: Any) -> Any:
+    """Validate one per-trial setting (``seed``, ``order``, ``pc_k``, ``edge_norm``)."""
+    if name == "edge_norm":
+        if not isinstance(value, bool | np.bool_):
+            raise ValueError(f"edge_norm must be true or false, got {value!r}")
+        return bool(value)
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be an int, got {value!r}")
+    value = int(value)
+    if name == "order" and value not in (1, 2):
+        raise ValueError(f"order must be 1 (first order) or 2 (second order), got {value}")
+    if name == "pc_k" and value < 1:
+        raise ValueError(f"pc_k must be >= 1 (1 = DARTS, no partial channels), got {value}")
+    if name == "seed" and value < 0:
+        raise ValueError(f"seed must be >= 0, got {value}")
+    return value
+
+
+def sweep_space(sweep: Mapping[str, Sequence[Any]] | None) -> dict[str, Any]:
+    """Tune grid searches over ``darts.<key>`` for the settings in ``sweep``.
+
+    Raises:
+        ValueError: an unknown key, an empty list, or an invalid value.
+    """
+    from ray import tune
+
+    if not sweep:
+        return {}
+    if not isinstance(sweep, Mapping):
+        raise ValueError(f"sweep must be a mapping such as {{seed: [0, 1]}}, got {sweep!r}")
+    space = {}
+    for key, values in sweep.items():
+        if key not in CONFIG_KEYS:
+            raise ValueError(f"unknown sweep key {key!r}; valid keys: {', '.join(CONFIG_KEYS)}")
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
+            raise ValueError(f"sweep.{key} must be a non-empty list, got {values!r}")
+        space[CONFIG_PREFIX + key] = tune.grid_search([check_setting(key, v) for v in values])
+    return space
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """What distinguishes one search (trial) from another of the same experiment."""
+
+    seed: int = 0
+    order: int = 1
+    pc_k: int = 1
+    edge_norm: bool = False
+
+    @classmethod
+    def resolve(cls, options: DartsOptions, config: Mapping[str, Any] | None = None):
+        """Options, overridden by the ``darts.*`` keys of a Tune config.
+
+        Raises:
+            ValueError: an unknown ``darts.*`` key or an invalid value.
+        """
+        config = config or {}
+        values: dict[str, Any] = {
+            "seed": options.seed,
+            "order": options.order,
+            "pc_k": options.pc_k,
+            "edge_norm": options.edge_norm,
+        }
+        for key, value in config.items():
+            if not str(key).startswith(CONFIG_PREFIX):
+                continue  # the space's architecture keys: not used by a search
+            name = str(key)[len(CONFIG_PREFIX) :]
+            if name not in CONFIG_KEYS:
+                raise ValueError(
+                    f"unknown config key {key!r} for trainable 'darts'; valid keys: "
+                    f"{', '.join(CONFIG_PREFIX + k for k in CONFIG_KEYS)}"
+                )
+            values[name] = check_setting(name, value)
+        missing = [k for k in (options.sweep or {}) if CONFIG_PREFIX + k not in config]
+        if missing:
+            raise ValueError(
+                f"option sweep lists {', '.join(missing)} but the trial config has no "
+                f"{', '.join(CONFIG_PREFIX + k for k in missing)}: the experiment must add the "
+                "trainable's param_space to the Tuner's param_space"
+            )
+        if values["edge_norm"] is None:
+            values["edge_norm"] = values["pc_k"] > 1
+        return cls(**values)
