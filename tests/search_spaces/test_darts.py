@@ -11,6 +11,7 @@ import torch
 import search_spaces
 from search_spaces.darts import (
     DARTS_V2,
+    NODES,
     OPS,
     PUBLISHED,
     DartsSpace,
@@ -66,7 +67,10 @@ def test_encode_decode_round_trip_is_exact_on_random_configs(space):
 def test_tune_domain_samples_decode(space):
     for _ in range(20):
         config = {k: d.sample() for k, d in space.tune_space().items()}
-        space.decode(config)
+        genotype = space.decode(config)
+        # decoding keeps every sampled choice: encoding it back gives the sample itself
+        assert space.encode(genotype) == config
+        assert len(genotype.normal) == len(genotype.reduce) == 2 * NODES
 
 
 @pytest.mark.parametrize("searcher", ["optuna", "hyperopt"])
@@ -80,7 +84,9 @@ def test_peer_searcher_suggestions_decode(space, searcher):
     algo = cls()
     algo.set_search_properties("acc", "max", space.tune_space())
     for i in range(3):
-        space.decode(algo.suggest(f"trial_{i}"))
+        config = algo.suggest(f"trial_{i}")
+        assert set(config) == set(space.tune_space())
+        assert space.encode(space.decode(config)) == config
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED))

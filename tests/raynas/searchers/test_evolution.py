@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import pickle
-import time
 
 import cloudpickle
 import numpy as np
@@ -147,12 +146,10 @@ def test_evolution_exhausts_tiny_space_then_allows_duplicates():
     space = _nb201(ops=["none", "skip_connect"])
     assert space.size() == 64
     searcher = _searcher(space, population_size=4, sample_size=2)
-    t0 = time.perf_counter()
     configs = _loop(searcher, space, 64)
     assert len({_arch(space, c) for c in configs}) == 64
     more = _loop(searcher, space, 20, start=64)
     assert all(_arch(space, c) in {_arch(space, x) for x in configs} for c in more)
-    assert time.perf_counter() - t0 < 10
 
 
 def test_evolution_child_differs_in_architecture_not_only_inactive_keys():
@@ -173,18 +170,6 @@ def test_evolution_finds_nb201_optimum_region():
     configs = _loop(searcher, space, 300)
     best = max(_val(space, c) for c in configs)
     assert best > nb201.table().optimum(DATASET)[1] - 0.5
-
-
-def test_evolution_suggestion_is_fast_on_nb201():
-    space = _nb201()
-    searcher = make_evolution(space, "val_acc", "max", seed=0)
-    times = []
-    for i in range(200):
-        t0 = time.perf_counter()
-        config = searcher.suggest(f"t{i}")
-        times.append(time.perf_counter() - t0)
-        searcher.on_trial_complete(f"t{i}", {"val_acc": _val(space, config)})
-    assert np.median(times) < 0.005  # ~0.1 ms measured; generous for slow CI machines
 
 
 # --------------------------------------------------------------------- forgiving callbacks

@@ -1,11 +1,11 @@
-"""Learning-curve families and the predictive distribution (raynas.estimators.curves)."""
+"""Learning-curve families and the predictive distribution (raynas.estimators.learning_curves)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from raynas.estimators import curves
+from raynas.estimators import learning_curves as curves
 
 # One accuracy-like curve per family: rising over 20 epochs, still moving at epoch 20.
 TRUE_PARAMS = {
