@@ -21,7 +21,6 @@ Prints:
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -90,13 +89,10 @@ def largest_modules(repo: Path, n: int = 5) -> list[tuple[int, str]]:
 
 
 def import_graph_module():
-    spec = importlib.util.spec_from_file_location(
-        "import_graph", HERE / "scripts" / "import_graph.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    sys.path.insert(0, str(HERE / "scripts"))
+    import import_graph
+
+    return import_graph
 
 
 def main() -> None:

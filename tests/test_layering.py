@@ -6,27 +6,10 @@ functions); run that script to see the offending arrows by name.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import textwrap
-from pathlib import Path
 
+import import_graph as ig  # scripts/ is on the tests' pythonpath (pyproject.toml)
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load_import_graph():
-    spec = importlib.util.spec_from_file_location(
-        "raynas_import_graph", ROOT / "scripts" / "import_graph.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ig = _load_import_graph()
 
 
 @pytest.fixture(scope="module")
