@@ -15,7 +15,6 @@ import numpy as np
 from raynas import data as datamod
 from raynas.registry import check_int
 
-CHECKPOINT_FILE = "state.pt"
 #: Prefix of the Tune config keys a darts trial reads.
 CONFIG_PREFIX = "darts."
 #: Settings that a trial's config may override (``darts.<name>``), and which ``sweep`` takes.

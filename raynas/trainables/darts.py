@@ -70,8 +70,6 @@ ends the trial with ``FloatingPointError``.
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -81,7 +79,6 @@ from raynas.nn.supernet import SUPERNET_OPTIONS, check_supernet_options
 from raynas.oneshot.board import AlphaBoard, alpha_heatmap, alpha_table
 from raynas.oneshot.memory import PeakMemory, rss_mb
 from raynas.oneshot.options import (
-    CHECKPOINT_FILE,
     CONFIG_KEYS,
     CONFIG_PREFIX,
     DartsOptions,
@@ -90,6 +87,7 @@ from raynas.oneshot.options import (
     sweep_space,
 )
 from raynas.oneshot.search import DartsSearch
+from raynas.trainables.checkpoint import CHECKPOINT_FILE, report_with_state, restore_state
 from search_spaces.base import SearchSpace
 
 
@@ -128,12 +126,8 @@ def make(space: SearchSpace, **options: Any) -> Callable[[dict], None]:
         if opts.threads:
             torch.set_num_threads(opts.threads)
         search = DartsSearch(space, opts, settings)
-        checkpoint = tune.get_checkpoint()
-        if checkpoint is not None:
-            with checkpoint.as_directory() as folder:
-                state = torch.load(
-                    os.path.join(folder, CHECKPOINT_FILE), map_location="cpu", weights_only=False
-                )
+        state = restore_state()
+        if state is not None:
             search.load_state_dict(state)
         board = AlphaBoard(tune.get_context().get_trial_dir()) if opts.tensorboard else None
         try:
@@ -141,9 +135,7 @@ def make(space: SearchSpace, **options: Any) -> Callable[[dict], None]:
                 metrics = search.step()
                 if board is not None:
                     board.log(search, metrics)
-                with tempfile.TemporaryDirectory() as folder:
-                    torch.save(search.state_dict(), os.path.join(folder, CHECKPOINT_FILE))
-                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+                report_with_state(metrics, search.state_dict())
         finally:
             if board is not None:
                 board.close()

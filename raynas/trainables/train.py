@@ -21,8 +21,6 @@ the trial with ``FloatingPointError``; the experiment goes on.
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -35,9 +33,10 @@ from raynas import data as datamod
 from raynas.estimators.tse import tse_ema_step
 from raynas.nn.measure import count_macs, count_params
 from raynas.torch_state import resolve_device, rng_state, set_rng_state
+from raynas.trainables.checkpoint import CHECKPOINT_FILE as CHECKPOINT_FILE
+from raynas.trainables.checkpoint import report_with_state, restore_state
 from search_spaces.base import SearchSpace
 
-CHECKPOINT_FILE = "state.pt"
 #: Values of ``TrainOptions.lr_schedule``.
 LR_SCHEDULES = ("cosine", "constant")
 
@@ -306,22 +305,14 @@ def make(space: SearchSpace, **options: Any) -> Callable[[dict], None]:
     opts = TrainOptions(**options)
 
     def train_trainable(config: dict) -> None:
-        from ray import tune
-
         if opts.threads:
             torch.set_num_threads(opts.threads)
         trainer = Trainer(space, config, opts)
-        checkpoint = tune.get_checkpoint()
-        if checkpoint is not None:
-            with checkpoint.as_directory() as folder:
-                state = torch.load(
-                    os.path.join(folder, CHECKPOINT_FILE), map_location="cpu", weights_only=False
-                )
+        state = restore_state()
+        if state is not None:
             trainer.load_state_dict(state)
         while trainer.epoch < opts.epochs:
             metrics = trainer.step()
-            with tempfile.TemporaryDirectory() as folder:
-                torch.save(trainer.state_dict(), os.path.join(folder, CHECKPOINT_FILE))
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            report_with_state(metrics, trainer.state_dict())
 
     return train_trainable

@@ -32,6 +32,7 @@ def _cached(cache: Path) -> list[dict]:
     return [json.loads(line) for f in files for line in f.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_workers_fill_the_cache_and_a_rerun_scores_only_what_is_missing(tmp_path):
     cache, out = tmp_path / "cache", tmp_path / "out.json.gz"
     first = _run("--root", str(CIFAR_ROOT), "--pool", "6", "--workers", "2", "--cache", str(cache))
@@ -63,6 +64,7 @@ def test_workers_fill_the_cache_and_a_rerun_scores_only_what_is_missing(tmp_path
     assert table == [line for line in second.stdout.splitlines() if line.strip()[:1].isdigit()]
 
 
+@pytest.mark.slow
 def test_a_corrupt_cache_line_and_a_missing_data_folder_are_named(tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from helpers import REPO
 
 import search_spaces
@@ -48,6 +49,7 @@ def test_quick_benchmark_prints_every_searcher(tmp_path):
     assert json.loads(out_json.read_text())
 
 
+@pytest.mark.slow
 def test_tuner_mode_compares_async_with_sequential_runs(tmp_path):
     """--tuner: each run through a real Tuner (own local Ray) next to the sequential loop."""
     out_json = tmp_path / "tuner.json"

@@ -90,6 +90,7 @@ def _clean_env(home: Path) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_new_local_ray_started_by_raynas_leaves_the_token_file_private(tmp_path):
     # A real embedded Ray (ray.init() makes the token file itself when none exists, 0644).
     code = (
@@ -210,6 +211,7 @@ def test_token_head_refuses_calls_without_its_token(token_head):
     assert auth.requires_token(address, token) is False
 
 
+@pytest.mark.slow
 def test_joining_a_token_cluster_without_a_token_is_one_line_and_exit_2(token_head, tmp_path):
     address, token = token_head
     proc = _run_cli(_run_args(address, tmp_path / "results"), tmp_path)
@@ -234,6 +236,7 @@ def test_joining_with_another_clusters_token_is_one_line_and_exit_2(token_head, 
     assert "f" * 64 not in proc.stderr
 
 
+@pytest.mark.slow
 def test_token_file_here_joins_an_explicit_address_without_auth_mode_set(token_head, tmp_path):
     # Ray alone sends no token to an explicit address unless RAY_AUTH_MODE=token.
     address, token = token_head

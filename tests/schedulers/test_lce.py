@@ -423,6 +423,7 @@ def test_lce_in_tuner_stops_hopeless_trials_and_logs_why(uninterrupted):
 
 
 @pytest.mark.parametrize("damaged", [False, True], ids=["state-whole", "state-emptied"])
+@pytest.mark.slow
 def test_lce_tuner_restore_decides_as_uninterrupted(uninterrupted, tmp_path, monkeypatch, damaged):
     monkeypatch.setenv("TUNE_GLOBAL_CHECKPOINT_S", "0")
     folder, last_t = uninterrupted

@@ -178,6 +178,7 @@ def test_export_json_and_experiment_folder_give_the_best_architecture(fixed_run,
         _fixed("nb201", [str(tmp_path)])
 
 
+@pytest.mark.slow
 def test_experiment_without_a_finished_trial_is_refused(ray_address, tmp_path):
     # Every trial fails (no CIFAR-10 folder there): no finished trial to take an arch from.
     folder = _run_experiment(
@@ -223,6 +224,7 @@ def _last_result(trial_dir) -> dict:
         return list(csv.DictReader(f))[-1]
 
 
+@pytest.mark.slow
 def test_search_export_then_evaluate_with_the_cli(ray_address, tmp_path, monkeypatch, capsys):
     """The two-command pipeline: a DARTS search, then training its genotype from scratch."""
     monkeypatch.chdir(tmp_path)

@@ -197,6 +197,7 @@ def test_reinforce_reward_target_predict_options_are_checked():
 
 
 # ------------------------------------------------------------------------------ a Tuner
+@pytest.mark.slow
 def test_latency_constrained_multi_objective_evolution_in_a_tuner(
     ray_address, tmp_path, table, table_options
 ):

@@ -90,6 +90,7 @@ def test_proxy_seed_needs_a_raynas_space():
 
 
 # --------------------------------------------------------------------------- the seeds
+@pytest.mark.slow
 def test_top_k_seeds_are_the_k_best_proxy_scores_of_the_pool():
     space = _space()
     searcher = _evolution()

@@ -46,6 +46,7 @@ def test_searcher_runs_in_tuner_and_reports_table_values(ray_address, tmp_path, 
 
 
 @pytest.mark.parametrize("name", searchers.names())
+@pytest.mark.slow
 def test_seeded_searcher_is_reproducible(ray_address, tmp_path, name):
     first = _run(name, seed=5, tmp_path=tmp_path / "a", num_samples=6)
     second = _run(name, seed=5, tmp_path=tmp_path / "b", num_samples=6)

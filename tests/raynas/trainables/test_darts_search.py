@@ -43,6 +43,7 @@ def _loss(search: DartsSearch, x, y) -> float:
         return F.cross_entropy(search.model(x), y).item()
 
 
+@pytest.mark.slow
 def test_first_order_steps_move_alpha_and_w_downhill():
     search = _search(arch_lr=0.05)
     x, y, xv, yv = _batches(search)
@@ -62,6 +63,7 @@ def test_first_order_steps_move_alpha_and_w_downhill():
         assert torch.equal(a.detach(), a0)  # the w step leaves α alone
 
 
+@pytest.mark.slow
 def test_second_order_gradient_is_the_unrolled_gradient_and_differs_from_first_order():
     torch.manual_seed(0)
     search = _search(order=2, fd_r=1e-6, lr=0.1)
@@ -101,6 +103,7 @@ def test_second_order_gradient_is_the_unrolled_gradient_and_differs_from_first_o
     assert float((first[0] - got[0]).norm()) > 1e-3 * float(got[0].norm())
 
 
+@pytest.mark.slow
 def test_second_order_epoch_runs_and_differs_from_first_order():
     small = {"epochs": 1, "val_fraction": 64, "subset": 64}
     first = _search("darts", order=1, **small).step()
@@ -156,6 +159,7 @@ def test_reports_the_documented_metrics():
     )
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint_is_exact(tmp_path):
     keys = ("train_loss", "train_acc", "val_loss", "val_acc", "arch", "alpha_normal", "lr")
     straight = _search(order=2)
@@ -258,6 +262,7 @@ def test_example_files_build(name, monkeypatch):
         assert parts.searcher.archs == [v2]
 
 
+@pytest.mark.slow
 def test_alpha_board_events_are_on_disk_when_log_returns(tmp_path):
     # A scheduler may stop the trial right after its report, before close(): every epoch's
     # image and texts must already be in the file then (tensorboardX's flush did not wait for
@@ -277,6 +282,7 @@ def test_alpha_board_events_are_on_disk_when_log_returns(tmp_path):
         board.close()
 
 
+@pytest.mark.slow
 def test_darts_trainable_in_tuner_with_asha(ray_address, tmp_path):
     space = search_spaces.get("nb201")
     trainable = darts.make(

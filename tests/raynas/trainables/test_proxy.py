@@ -103,6 +103,7 @@ def test_table_dataset_needs_nb201():
     proxy.make(darts)  # the default is dropped for spaces without a table
 
 
+@pytest.mark.slow
 def test_proxy_trainable_in_tuner(ray_address, tmp_path):
     root = _cifar_root()
     if root is None:

@@ -20,6 +20,7 @@ def _trainer(**options) -> Trainer:
     return Trainer(space, space.encode(space.from_str(ARCH)), opts)
 
 
+@pytest.mark.slow
 def test_reports_standard_metrics_and_tse():
     trainer = _trainer(eval_test=True)
     first, second = trainer.step(), trainer.step()
@@ -54,6 +55,7 @@ def test_image_size_resizes_the_data_the_network_sees():
     assert 0 <= small.step()["val_acc"] <= 100
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint_is_exact(tmp_path):
     straight = _trainer(cutout=2)
     expected = [straight.step() for _ in range(3)]
@@ -69,6 +71,7 @@ def test_resume_from_checkpoint_is_exact(tmp_path):
     assert [[m[k] for k in keys] for m in got] == [[m[k] for k in keys] for m in expected]
 
 
+@pytest.mark.slow
 def test_lr_schedule_cosine_anneals_and_constant_keeps_the_rate():
     trainer = _trainer(lr=0.1)
     cosine = [trainer.step()["lr"] for _ in range(3)]
@@ -113,6 +116,7 @@ def test_bad_options(options, message):
         trainables.make("train", search_spaces.get("nb201"), **options)
 
 
+@pytest.mark.slow
 def test_train_trainable_in_tuner_checkpoints_every_epoch(ray_address, tmp_path):
     space = search_spaces.get("nb201")
     trainable = trainables.make("train", space, dataset="digits", epochs=2, build=SMALL, threads=1)
