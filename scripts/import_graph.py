@@ -34,6 +34,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "raynas.recorder",
             "raynas.resource_watch",
             "raynas.cluster",
+            "raynas.plots",  # issue 26 item 5 (wt/plots): report --plot
+            "raynas.progress",  # issue 24 (wt/cli): the status line
             # The fixed searcher runs the best architecture of finished experiments: it reads
             # them with raynas.results, so it sits with the results, not with the searchers.
             # The registry names it by string only.
@@ -76,6 +78,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "raynas.loggers",
             "raynas.tensorboard",
             "raynas.auth",
+            "raynas.stop",  # issue 24 (wt/cli)
+            "raynas.logfilter",  # issue 24 (wt/cli)
         ),
     ),
 ]
