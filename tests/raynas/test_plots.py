@@ -187,6 +187,27 @@ def test_scheduler_decisions_picture_shows_each_early_stop(ray_address, tmp_path
     assert left.get_title().startswith(f"{len(early)} stopped early (x)")
     crosses = [ln for ln in left.get_lines() if ln.get_marker() == "x"]
     assert len(crosses) == len(early)
+    # TensorBoard: a trial of several results has its curves from the first epoch on, under
+    # trial/, without Tune's bookkeeping keys.
+    from tensorboard.backend.event_processing import event_accumulator as ea
+
+    for folder in exp.glob("curves_trainable_*"):
+        last = json.loads((folder / "result.json").read_text().strip().splitlines()[-1])
+        if last["training_iteration"] < 2:
+            continue
+        events = ea.EventAccumulator(str(folder))
+        events.Reload()
+        tags = set(events.Tags()["scalars"])
+        steps = [e.step for e in events.Scalars("trial/val_acc")]
+        assert steps == list(range(1, last["training_iteration"] + 1))
+        assert events.Scalars("trial/val_acc")[-1].value == pytest.approx(last["val_acc"])
+        assert {"trial/train_loss", "trial/cost_s"} <= tags
+        assert not tags & {
+            "trial/done",
+            "trial/time_this_iter_s",
+            "trial/iterations_since_restore",
+        }
+        assert all(t.startswith("trial/") for t in tags)
 
 
 def test_darts_alpha_picture_is_softmax_alpha_per_epoch(ray_address, tmp_path, capsys):
@@ -232,6 +253,18 @@ def test_darts_alpha_picture_is_softmax_alpha_per_epoch(ray_address, tmp_path, c
         for o, line in enumerate(ax.get_lines()):
             assert line.get_label() == ops[o]
             assert line.get_ydata() == pytest.approx(softmax[:, e, o])
+
+
+def test_trial_board_state_keeps_the_trials_that_have_curves():
+    # Tune saves callback state with each snapshot: after `raynas resume` a trial that already
+    # reported twice keeps writing its curve from its next result on.
+    from raynas.loggers import result_loggers
+
+    board = result_loggers(["val_acc"])[2]
+    board._curves.add("t1")
+    restored = result_loggers(["val_acc"])[2]
+    restored.set_state(board.get_state())
+    assert restored._curves == {"t1"} and restored.metrics[0] == "val_acc"
 
 
 def test_plot_into_a_file_is_one_line_and_exit_2(random_exp, tmp_path, capsys):
