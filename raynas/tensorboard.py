@@ -178,7 +178,8 @@ def summary_writer(logdir: str):
 
 
 class SearchProgressCallback(Callback):
-    """Writes ``search/<metric>`` and ``search/best_<metric>`` per completed trial.
+    """Writes ``search/<metric>`` and ``search/best_<metric>`` per completed trial, and at the
+    end of the experiment the ``search/best_so_far`` and ``search/op_frequency`` images.
 
     Picklable: the writer is opened lazily and never pickled; the counters survive a resume
     through ``get_state``/``set_state``.
@@ -265,8 +266,11 @@ class SearchProgressCallback(Callback):
         except Exception:  # a picture must not fail the experiment
             log.exception("could not draw the search's images for TensorBoard")
         if self._writer is not None:
+            logdir = self._writer.log_dir
             self._writer.close()
             self._writer = None
+            if self.logdir is None and trials:
+                _upload(logdir, trials[0].storage)
 
     def _write_images(self, trials: list) -> None:
         """``raynas.plots``' best-so-far and op-frequency pictures as ``search/`` images."""
@@ -295,6 +299,21 @@ class SearchProgressCallback(Callback):
         for tag, fig in figures.items():
             writer.add_image(tag, plots.figure_image(fig), self.completed, dataformats="HWC")
         writer.flush()
+
+
+def _upload(folder: str, storage) -> None:
+    """Copy the driver staging folder's ``search`` folder to the experiment folder at a URI.
+
+    Tune calls ``on_experiment_end`` after its last upload of the staging folder, so what was
+    written then (the images) would stay on the driver's machine.
+    """
+    import pyarrow.fs
+
+    target = f"{storage.experiment_fs_path}/{os.path.basename(folder)}"
+    try:
+        pyarrow.fs.copy_files(folder, target, destination_filesystem=storage.storage_filesystem)
+    except Exception as e:  # storage away: the scalars uploaded during the run remain
+        log.warning("could not upload %s to %s: %s", folder, target, e)
 
 
 def _row(trial) -> dict[str, Any]:
