@@ -5,10 +5,11 @@ What a user sees first is the search: TensorBoard orders its groups of charts by
 
 ``SearchProgressCallback`` writes the view of the search as a whole under
 ``<experiment>/search``: the metric of every completed trial and the best so far, against the
-number of completed trials, the best architecture as text, and at the end of the experiment
-the pictures of ``raynas.plots`` (best so far, op frequency) as images. With a URI storage path
-the file is written into Tune's driver staging folder, which Tune uploads to the experiment
-folder with its own state.
+number of completed trials, the best architecture as text, and the pictures of
+``raynas.plots`` (best so far, op frequency) as images, redrawn as the search goes on. With a
+URI storage path the file is written into Tune's driver staging folder, which Tune uploads to
+the experiment folder with its own state (the images of the end, drawn after Tune's last
+upload, are copied there by the callback).
 
 ``TrialBoard`` replaces Tune's per-trial TensorBoardX logger (in each trial's folder):
 
@@ -178,8 +179,10 @@ def summary_writer(logdir: str):
 
 
 class SearchProgressCallback(Callback):
-    """Writes ``search/<metric>`` and ``search/best_<metric>`` per completed trial, and at the
-    end of the experiment the ``search/best_so_far`` and ``search/op_frequency`` images.
+    """Writes ``search/<metric>`` and ``search/best_<metric>`` per completed trial, and the
+    ``search/best_so_far`` and ``search/op_frequency`` images after 16, 32, 64... completed
+    trials and at the end of the experiment (each drawing takes the driver ~0.7 s,
+    ``benchmarks/plots.py``).
 
     Picklable: the writer is opened lazily and never pickled; the counters survive a resume
     through ``get_state``/``set_state``.
@@ -248,6 +251,8 @@ class SearchProgressCallback(Callback):
         if self.best_arch is not None:
             writer.add_text("search/best_arch", str(self.best_arch), self.completed)
         writer.flush()
+        if self.completed >= 16 and self.completed & (self.completed - 1) == 0:
+            self._draw(trials)  # after 16, 32, 64... trials: a few drawings in a long run
 
     def _get_writer(self, trial):
         if self._writer is None:
@@ -261,16 +266,19 @@ class SearchProgressCallback(Callback):
         return self._writer
 
     def on_experiment_end(self, trials: list, **info) -> None:
-        try:
-            self._write_images(trials)
-        except Exception:  # a picture must not fail the experiment
-            log.exception("could not draw the search's images for TensorBoard")
+        self._draw(trials)
         if self._writer is not None:
             logdir = self._writer.log_dir
             self._writer.close()
             self._writer = None
             if self.logdir is None and trials:
                 _upload(logdir, trials[0].storage)
+
+    def _draw(self, trials: list) -> None:
+        try:
+            self._write_images(trials)
+        except Exception:  # a picture must not fail the experiment
+            log.exception("could not draw the search's images for TensorBoard")
 
     def _write_images(self, trials: list) -> None:
         """``raynas.plots``' best-so-far and op-frequency pictures as ``search/`` images."""

@@ -353,6 +353,17 @@ def test_tensorboard_search_run_has_the_pictures_as_images(board):
         assert raw[:8] == b"\x89PNG\r\n\x1a\n" and len(raw) > 5000
 
 
+def test_search_images_are_redrawn_as_the_search_goes_on(mo_exp):
+    from tensorboard.backend.event_processing import event_accumulator as ea
+
+    events = ea.EventAccumulator(str(mo_exp / "search"), size_guidance={ea.IMAGES: 0})
+    events.Reload()
+    for tag in ("search/best_so_far", "search/op_frequency"):
+        images = events.Images(tag)
+        assert [e.step for e in images] == [16, 20]  # after 16 trials, and at the end
+        assert all(e.encoded_image_string[:4] == b"\x89PNG" for e in images)
+
+
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
