@@ -220,7 +220,7 @@ def test_darts_alpha_picture_is_softmax_alpha_per_epoch(ray_address, tmp_path, c
             "name": "darts",
             "options": {
                 "dataset": "synthetic",
-                "epochs": 3,
+                "epochs": 2,
                 "batch_size": 64,
                 "build": {"C": 4, "N": 1},
                 "threads": 1,
@@ -240,7 +240,7 @@ def test_darts_alpha_picture_is_softmax_alpha_per_epoch(ray_address, tmp_path, c
     _png(tmp_path / "pics" / f"alpha_{trial}.png")
     summary = results.load(exp)
     history = summary.history(trial)
-    assert history["epoch"].tolist() == [1, 2, 3]
+    assert history["epoch"].tolist() == [1, 2]
     edges, ops = plots.alpha_labels(summary, (6, 5))
     assert edges == ["1<-0", "2<-0", "2<-1", "3<-0", "3<-1", "3<-2"]
     assert ops == ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
@@ -371,22 +371,27 @@ def _chromium() -> str | None:
 @pytest.mark.skipif(_chromium() is None, reason="no chromium (Debian: apt-get install chromium)")
 def test_tensorboard_first_page_in_chromium_shows_the_search(board, tmp_path):
     shot = tmp_path / "tensorboard.png"
-    common = [
-        _chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--enable-unsafe-swiftshader",
-        "--use-angle=swiftshader",
-        "--hide-scrollbars",
-        "--window-size=1400,1000",
-        "--virtual-time-budget=15000",
-    ]
-    dom = subprocess.run(
-        [*common, "--dump-dom", f"{board}/"], capture_output=True, text=True, timeout=120
-    ).stdout
-    subprocess.run(
-        [*common, f"--screenshot={shot}", f"{board}/"], capture_output=True, timeout=120
+    # One headless page load: its DOM on stdout, its screenshot kept in the test's folder.
+    # No sandbox (tests may run as root); WebGL by SwiftShader, so the charts draw their lines.
+    page = subprocess.run(
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--enable-unsafe-swiftshader",
+            "--use-angle=swiftshader",
+            "--hide-scrollbars",
+            "--window-size=1400,1000",
+            "--virtual-time-budget=10000",
+            f"--screenshot={shot}",
+            "--dump-dom",
+            f"{board}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
+    dom = page.stdout
     # The first group of cards the page opens on is the search, with its curves and pictures.
     groups = re.findall(r'class="group-title"[^>]*title="([^"]+)"', dom)
     assert groups[:2] == ["search", "trial"], groups
