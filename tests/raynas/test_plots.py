@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from helpers import EXAMPLES, tensorboard
 
 from raynas import cli, plots, results
@@ -169,19 +170,23 @@ def test_op_frequency_counts_the_choices_of_the_finished_trials(random_exp):
 
 @pytest.mark.slow
 def test_scheduler_decisions_picture_shows_each_early_stop(ray_address, tmp_path, capsys):
-    exp = _run(
-        tmp_path,
-        "lce",
-        EXAMPLES / "nb201_curves_lce.yaml",
-        "num_samples=12",
-        "max_concurrent=3",
-        "scheduler.options.min_completed=2",
-    )
+    # The example's first 10 stored curves, cut at 12 epochs (Tune's random searcher runs
+    # every one of its points_to_evaluate, whatever num_samples says).
+    lce = yaml.safe_load((EXAMPLES / "nb201_curves_lce.yaml").read_text())
+    lce["searcher"]["options"]["points_to_evaluate"] = lce["searcher"]["options"][
+        "points_to_evaluate"
+    ][:10]
+    lce["scheduler"]["options"].update(max_t=12, grace_period=3, min_completed=2)
+    lce.update(num_samples=10, max_concurrent=3)
+    file = tmp_path / "lce.yaml"
+    file.write_text(yaml.safe_dump(lce))
+    exp = _run(tmp_path, "lce", file)
     code, out, _ = _report([str(exp), "--plot", str(tmp_path / "pics")], capsys)
     assert code == 0 and "wrote " + str(tmp_path / "pics" / "scheduler_decisions.png") in out
     _png(tmp_path / "pics" / "scheduler_decisions.png")
     records = [json.loads(line) for line in (exp / "scheduler_decisions.jsonl").open()]
     early = {r["trial_id"] for r in records if r.get("decision") == "STOP" and r.get("early")}
+    assert early  # the picture shows stops
     fig = plots.decisions_figure(plots.read_decisions(exp))
     left = fig.axes[0]
     assert left.get_title().startswith(f"{len(early)} stopped early (x)")
