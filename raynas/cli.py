@@ -63,10 +63,18 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser(
         "report",
         help="leaderboard of an experiment",
-        description="Print the top architectures, trial states and wall time.",
+        description="Print the top architectures, trial states and wall time; with --plot "
+        "also write pictures of the search (PNG). Several experiments: one report each, and "
+        "their best-so-far curves in one picture.",
     )
-    rep.add_argument("path", help=_FOLDER_HELP)
+    rep.add_argument("path", nargs="+", help=_FOLDER_HELP)
     rep.add_argument("--top", type=_positive_int, default=10, help="rows in the leaderboard")
+    rep.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="write PNGs into DIR: best so far, Pareto front, op frequency, scheduler "
+        "decisions, DARTS alpha (those that apply)",
+    )
 
     e = sub.add_parser(
         "export",
@@ -203,7 +211,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from raynas import results
 
-    print(results.format_report(results.load(args.path), top=args.top))
+    if args.plot and Path(args.plot).exists() and not Path(args.plot).is_dir():
+        return _fail(f"--plot {args.plot} is a file, not a folder")
+    summaries = [results.load(path) for path in args.path]
+    print("\n\n".join(results.format_report(s, top=args.top) for s in summaries))
+    if args.plot:
+        from raynas import plots
+
+        for file in plots.write_plots(summaries, args.plot):
+            print(f"wrote {file}")
     return 0
 
 

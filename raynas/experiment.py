@@ -256,6 +256,7 @@ def _with_resources(parts: Parts):
 def _callbacks(parts: Parts, loc: Location) -> list:
     from raynas.beacon import DriverBeacon
     from raynas.loggers import result_loggers
+    from raynas.plots import categorical_choices
     from raynas.recorder import CrashRecorder
     from raynas.resource_watch import ResourceWatch
     from raynas.snapshots import StateBackup
@@ -268,13 +269,20 @@ def _callbacks(parts: Parts, loc: Location) -> list:
     # it) needs a local folder: an fsynced append-only journal and atomic renames.
     # A URI has no crash record; a last good copy of Tune's state is kept there instead.
     keeper = CrashRecorder(local) if local is not None else StateBackup(loc.uri)
+    cfg = parts.config
+    # the op frequency pictures; not of the darts trainable, whose trials ignore their cell
+    choices = (
+        None if cfg.trainable.name == "darts" else categorical_choices(parts.space.tune_space())
+    )
     return [
         keeper,
         # each epoch once in result.json/progress.csv/TensorBoard, also when a trial is
         # retried from an older checkpoint; one warning when trials ask what no node has
-        *result_loggers(),
+        *result_loggers([cfg.metric, *(cfg.searcher.options.get("objectives") or {})]),
         ResourceWatch(),
-        SearchProgressCallback(local, parts.config.metric, parts.config.mode),
+        SearchProgressCallback(
+            local, cfg.metric, cfg.mode, label=f"{cfg.name} ({cfg.searcher.name})", choices=choices
+        ),
         DriverBeacon(loc.uri),
     ]
 

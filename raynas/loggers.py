@@ -13,13 +13,18 @@ as raynas's schedulers keep the first result they saw for an iteration. The epoc
 trained again (the work lost with the node). What they logged is part of Tune's callback state
 (``get_state``), saved with each experiment snapshot, so a ``raynas resume`` continues the
 files without repeating what the snapshot knew. Tune adds its default loggers only when none
-of their type is given, so passing these replaces them. (``trial.last_result`` cannot serve:
-Tune resets it to the checkpoint's result when it restores a trial.)
+of their type is given, so passing these replaces them (``TBXLogger`` subclasses Tune's
+TensorBoardX logger). (``trial.last_result`` cannot serve: Tune resets it to the checkpoint's
+result when it restores a trial.)
 """
 
 from __future__ import annotations
 
-from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback, TBXLoggerCallback
+from collections.abc import Sequence
+
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+from raynas.tensorboard import TrialBoard
 
 
 class _OncePerIteration:
@@ -55,10 +60,22 @@ class CSVLogger(_OncePerIteration, CSVLoggerCallback):
     """Tune's ``progress.csv`` logger, each iteration once (see the module docstring)."""
 
 
-class TBXLogger(_OncePerIteration, TBXLoggerCallback):
-    """Tune's TensorBoard logger, each iteration once (see the module docstring)."""
+class TBXLogger(_OncePerIteration, TrialBoard):
+    """The per-trial TensorBoard logger (``raynas.tensorboard.TrialBoard``, which replaces
+    Tune's), each iteration once (see the module docstring)."""
+
+    def get_state(self) -> dict:
+        return {**super().get_state(), "curves": sorted(self._curves)}
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        self._curves.update(state.get("curves", []))
 
 
-def result_loggers() -> list:
-    """One of each logger, for ``RunConfig(callbacks=...)``."""
-    return [JsonLogger(), CSVLogger(), TBXLogger()]
+def result_loggers(metrics: Sequence[str] = ()) -> list:
+    """One of each logger, for ``RunConfig(callbacks=...)``.
+
+    Args:
+        metrics: the experiment's metric(s), shown first in TensorBoard's HParams.
+    """
+    return [JsonLogger(), CSVLogger(), TBXLogger(metrics)]

@@ -11,7 +11,7 @@ import math
 import numbers
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,26 @@ class Summary:
     #: The experiment folder as the user named it (a URI's secrets masked); ``path`` is the
     #: local folder read (the mirror of a URI).
     location: str | None = None
+    #: trial id -> the trial's folder, relative to ``path``.
+    trial_dirs: dict[str, str] = field(default_factory=dict)
+
+    def history(self, trial_id: str) -> pd.DataFrame:
+        """Every result a trial reported (its ``result.json``), one row per result in order;
+        empty when the trial's folder or file is missing."""
+        folder = self.trial_dirs.get(trial_id)
+        if self.path is None or folder is None:
+            return pd.DataFrame()
+        try:
+            text = (self.path / folder / "result.json").read_text(errors="replace")
+        except OSError:
+            return pd.DataFrame()
+        rows = []
+        for line in text.splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a torn last line of a running trial
+                continue
+        return pd.DataFrame([r for r in rows if isinstance(r, dict)])
 
     def errored(self) -> pd.DataFrame:
         """Trials in state ERROR with ``error_file`` (relative to the experiment folder) and
@@ -95,6 +115,7 @@ def load(path: str | Path) -> Summary:
     final = _journaled_endings(loc, local)
     rows = []
     starts, ends = [], []
+    trial_dirs = {}
     for trial in trials_read:
         if trial.status in ("RUNNING", "PENDING") and trial.trial_id in final:
             status, run_metadata = final[trial.trial_id]
@@ -110,13 +131,14 @@ def load(path: str | Path) -> Summary:
             row["error_file"] = relative
             row["error"] = _last_line(local / relative)
         rows.append(row)
+        trial_dirs[trial.trial_id] = trial.storage.trial_dir_name
         if "timestamp" in result and "time_total_s" in result:
             ends.append(float(result["timestamp"]))
             starts.append(float(result["timestamp"]) - float(result["time_total_s"]))
     trials = pd.DataFrame(rows)
     states = Counter(trials["status"]) if len(trials) else Counter()
     wall = (max(ends) - min(starts)) if ends else 0.0
-    return Summary(config, trials, states, wall, local, loc.shown)
+    return Summary(config, trials, states, wall, local, loc.shown, trial_dirs)
 
 
 def _journaled_endings(loc, local: Path) -> dict[str, tuple[str, str]]:

@@ -34,7 +34,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "raynas.recorder",
             "raynas.resource_watch",
             "raynas.cluster",
-            "raynas.plots",  # issue 26 item 5 (wt/plots): report --plot
+            "raynas.plots",  # report --plot (issue 26 item 5)
+            "raynas.tensorboard",  # the search's TensorBoard views draw raynas.plots
+            "raynas.loggers",  # trial loggers: raynas.tensorboard.TrialBoard
             "raynas.progress",  # issue 24 (wt/cli): the status line
             # The fixed searcher runs the best architecture of finished experiments: it reads
             # them with raynas.results, so it sits with the results, not with the searchers.
@@ -75,8 +77,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "raynas.snapshots",
             "raynas.journal",
             "raynas.beacon",
-            "raynas.loggers",
-            "raynas.tensorboard",
+            "raynas.event_writer",
             "raynas.auth",
             "raynas.stop",  # issue 24 (wt/cli)
             "raynas.logfilter",  # issue 24 (wt/cli)

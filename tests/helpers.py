@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import json
 import os
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -24,6 +31,41 @@ def cli_env() -> dict[str, str]:
 
 
 RAYNAS = [sys.executable, "-m", "raynas.cli"]
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def tensorboard(folder: Path, runs: int, timeout_s: float = 60) -> Iterator[str]:
+    """``raynas tensorboard folder`` on 127.0.0.1 at a free port, waited for until its scalars
+    API lists ``runs`` runs (or ``timeout_s`` passed); yields its URL and stops it after."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*RAYNAS, "tensorboard", str(folder), "--port", str(port)],
+        env=cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/data/plugin/scalars/tags", timeout=2) as r:
+                    if len(json.loads(r.read())) >= runs:
+                        break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 def load_benchmark(name: str) -> ModuleType:

@@ -50,7 +50,7 @@ class AlphaBoard:
 
     def log(self, search: DartsSearch, metrics: Mapping[str, Any]) -> None:
         if self._writer is None:
-            from raynas.tensorboard import summary_writer
+            from raynas.event_writer import summary_writer
 
             self._writer = summary_writer(self.logdir)
         step = int(metrics["epoch"])

@@ -63,7 +63,7 @@ fixed seed). **TensorBoard**: per epoch, softmax(α) of each cell type as a heat
 the genotype as text, written into the trial's folder (``tune.get_context().get_trial_dir()``;
 Tune copies it to the experiment folder with ``SyncConfig(sync_artifacts=True)``), next to
 Tune's scalars, and flushed to disk before the epoch is reported, so a trial stopped right after
-its report keeps its last epoch (``raynas.tensorboard.summary_writer``). A non-finite loss or α
+its report keeps its last epoch (``raynas.event_writer.summary_writer``). A non-finite loss or α
 ends the trial with ``FloatingPointError``.
 """
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import time
 import urllib.request
 
 import pytest
-from helpers import EXAMPLES, RAYNAS, cli_env
+from helpers import EXAMPLES, tensorboard
 
 from raynas import cli
 
@@ -113,41 +110,14 @@ def test_every_command_has_help(command, capsys):
     assert "usage: raynas " + command in capsys.readouterr().out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_tensorboard_serves_trial_and_search_scalars(finished):
-    port = _free_port()
-    proc = subprocess.Popen(
-        [*RAYNAS, "tensorboard", str(finished), "--port", str(port)],
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.time() + 60
-        tags = None
-        while time.time() < deadline:
-            try:
-                url = f"http://127.0.0.1:{port}/data/plugin/scalars/tags"
-                with urllib.request.urlopen(url, timeout=2) as resp:
-                    tags = json.loads(resp.read())
-                if len(tags) >= 13:
-                    break
-            except OSError:
-                pass
-            time.sleep(1)
-        assert tags is not None, "TensorBoard did not answer"
-        assert "search" in tags and "search/best_val_acc" in tags["search"]
-        trial_runs = [run for run in tags if run.startswith("table_trainable_")]
-        assert len(trial_runs) == 12
-        assert any("val_acc" in tag for tag in tags[trial_runs[0]])
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    with tensorboard(finished, runs=13) as url:
+        with urllib.request.urlopen(f"{url}/data/plugin/scalars/tags", timeout=5) as resp:
+            tags = json.loads(resp.read())
+    assert "search" in tags and "search/best_val_acc" in tags["search"]
+    trial_runs = [run for run in tags if run.startswith("table_trainable_")]
+    assert len(trial_runs) == 12
+    assert any("val_acc" in tag for tag in tags[trial_runs[0]])
 
 
 # ----------------------------------------------------------------------- multi-objective

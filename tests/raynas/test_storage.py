@@ -372,6 +372,11 @@ def test_tensorboard_serves_an_experiment_at_an_s3_uri(s3, tmp_path, capsys):
             time.sleep(1)
         assert "search/best_val_acc" in tags.get("search", {}), tags
         assert len([r for r in tags if r.startswith("table_trainable_")]) == 4
+        # the images the driver drew at the end of the experiment reached the bucket too
+        url = f"http://127.0.0.1:{port}/data/plugin/images/tags"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            images = json.loads(resp.read())
+        assert set(images.get("search", {})) == {"search/best_so_far", "search/op_frequency"}
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

@@ -278,9 +278,9 @@ def test_search_export_then_evaluate_with_the_cli(ray_address, tmp_path, monkeyp
     assert {r["seed"] for r in lasts} == {"0", "1"}
     assert best["arch"] == top["arch"]
     # TensorBoard of a search trial under `raynas run`: α heatmaps and the genotype text next
-    # to Tune's scalars in the experiment folder.
+    # to the trial scalars in the experiment folder.
     tags = _event_tags(tmp_path / "results" / "search" / f"darts_trainable_{top['trial_id']}")
-    assert {"alpha/normal", "ray/tune/val_acc", "genotype/text_summary"} <= tags
+    assert {"alpha/normal", "trial/val_acc", "genotype/text_summary"} <= tags
     assert best["genotype"] == json.loads(top["genotype"])
     assert space.to_str(space.decode(best["config"])) == best["arch"]
     table().lookup(best["arch"], "cifar10")  # one of the 15,625 cells
