@@ -20,14 +20,14 @@ suggests the candidate architecture with the highest acquisition value:
    mean + ``ucb_beta`` x standard deviation. The best candidate is suggested. Pending and
    evaluated architectures are never candidates, so with several trials in flight the next
    suggestion is the next best candidate (under ``its``, of a fresh draw).
-5. **Regions.** With ``patience`` set, when the best result of the current region has not
-   improved for ``patience`` results, a new region begins: its first architectures are the
-   best by acquisition among ``num_candidates`` random unseen ones, and candidates are then
-   mutations of the new region's best, as in step 3 (results of trials suggested before the
-   new region began do not count in it). The predictor keeps learning from every result.
-   This is the restart of local search (``raynas.searchers.local``) with the predictor
-   choosing where to start and which neighbour to try; ``patience=None`` never starts a new
-   region (the parents are the best architectures overall, as in BANANAS).
+5. **Regions** (restarts). A new region begins when the unseen neighbours of the region's
+   parents are used up and none of the region's trials is in flight (a local optimum, where
+   local search restarts), and, with ``patience`` set, when the region's best result has not
+   improved for ``patience`` results. A new region starts with ``n_init`` uniform random
+   architectures; candidates are then neighbours of the new region's best, as in step 3
+   (results of trials suggested before the region began are training data only; the
+   predictor keeps learning from every result). While the region's unseen neighbours are all
+   in flight, the candidates are ``num_candidates`` random unseen architectures instead.
 
 Failed trials (error, missing or non-finite metric) are never suggested again and are left
 out of the training data. ``get_state``/``set_state`` hold everything (the predictor's weights,

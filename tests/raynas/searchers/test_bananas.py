@@ -134,9 +134,28 @@ def test_bananas_new_region_after_patience():
         searcher.suggest(f"t{i}")
         searcher.on_trial_complete(f"t{i}", {"val_acc": 10.0})
     assert searcher.region == 1 and searcher.region_results == []
-    config = searcher.suggest("c")  # best of a random pool by the predictor
+    config = searcher.suggest("c")  # the new region's first: a random architecture
     searcher.on_trial_complete("c", {"val_acc": 20.0})
     assert searcher.region_results[0][0] == config
+
+
+def test_bananas_new_region_when_the_neighbourhood_is_used_up():
+    # One parent: once its 24 nb201 neighbours have all completed worse, the region is a local
+    # optimum and a new one starts, as local search restarts; while they are in flight, the
+    # searcher suggests other architectures instead of waiting.
+    space = _nb201()
+    searcher = _searcher(space, n_init=1, num_parents=1, random_candidates=0)
+    start = searcher.suggest("s")
+    searcher.on_trial_complete("s", {"val_acc": 90.0})
+    neighbours = [searcher.suggest(f"n{i}") for i in range(24)]
+    assert all(sum(c[k] != start[k] for k in c) == 1 for c in neighbours)
+    elsewhere = searcher.suggest("x")  # every neighbour in flight: not a neighbour
+    assert sum(elsewhere[k] != start[k] for k in start) > 1 and searcher.region == 0
+    for i in range(24):
+        searcher.on_trial_complete(f"n{i}", {"val_acc": 10.0})
+    searcher.on_trial_complete("x", {"val_acc": 10.0})
+    searcher.suggest("r")
+    assert searcher.region == 1 and searcher.region_results == []
 
 
 @pytest.mark.parametrize("acquisition", ["its", "ucb"])
