@@ -18,7 +18,9 @@ Performance predictors (``raynas.searchers.bananas``) read architectures through
   node to its output node, as the sequence of ops on it; edges with the ``none`` op are not
   edges (BANANAS' path encoding; 4 + 16 + 16 + 64 = 100 features with the five NB201 ops).
 
-``auto`` is ``path`` for nb201 cells, ``adjacency`` for darts cells and ``onehot`` otherwise.
+``auto`` is ``adjacency`` for nb201 and darts cells (also inside ``macro``) and ``onehot``
+otherwise: for ``bananas`` on the NB201 table, adjacency left less regret at 100 queries than
+path on two of the three datasets (benchmarks/README.md, issue 29).
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def resolve(name: str, space: Any) -> str:
     cell = _cell_space(space)
     cell_name = getattr(cell[1], "name", None) if cell else None
     if name == "auto":
-        return {"nb201": "path", "darts": "adjacency"}.get(cell_name, "onehot")
+        return "adjacency" if cell_name else "onehot"
     if name == "onehot" or (cell_name and name in _CELL_ENCODINGS[cell_name]):
         return name
     supported = [s for s, kinds in _CELL_ENCODINGS.items() if name in kinds]

@@ -144,7 +144,7 @@ def test_bananas_new_region_when_the_neighbourhood_is_used_up():
     # optimum and a new one starts, as local search restarts; while they are in flight, the
     # searcher suggests other architectures instead of waiting.
     space = _nb201()
-    searcher = _searcher(space, n_init=1, num_parents=1, random_candidates=0)
+    searcher = _searcher(space, n_init=1, num_parents=1, random_candidates=0, patience=None)
     start = searcher.suggest("s")
     searcher.on_trial_complete("s", {"val_acc": 90.0})
     neighbours = [searcher.suggest(f"n{i}") for i in range(24)]
@@ -253,7 +253,7 @@ def test_bananas_appends_zero_cost_scores_to_the_encoding():
         space, n_init=3, num_parents=1, num_candidates=4, random_candidates=0, zero_cost=ZERO_COST
     )
     configs = table_loop(searcher, space, 5)
-    assert searcher.predictor.weights[0].shape[1] == 100 + 2  # path encoding + two proxies
+    assert searcher.predictor.weights[0].shape[1] == 30 + 2  # adjacency + two proxies
     first = configs[0]
     own = searcher.proxy_scores[_arch(space, first)]
     want = proxy.evaluate(

@@ -19,13 +19,15 @@ def _configs(space, n: int, seed: int = 0) -> list[dict]:
 @pytest.mark.parametrize(
     ("space", "name", "resolved", "dim"),
     [
-        ("nb201", "auto", "path", 100),
+        ("nb201", "auto", "adjacency", 30),
+        ("nb201", "path", "path", 100),
         ("nb201", "onehot", "onehot", 30),
         ("nb201", "adjacency", "adjacency", 30),
         ("darts", "auto", "adjacency", 2 * 14 * 7),
         ("darts", "onehot", "onehot", 2 * (1 + 3 + 6 + 10 + 8 * 7)),
         ("mobilenetv3", "auto", "onehot", 5 * 3 + 40 * 3),
-        ("macro", "auto", "path", 3 + 3 * 5 + 100),
+        ("macro", "auto", "adjacency", 3 + 3 * 5 + 30),
+        ("macro", "path", "path", 3 + 3 * 5 + 100),
     ],
 )
 def test_encoding_names_and_sizes(space, name, resolved, dim):
