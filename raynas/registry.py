@@ -7,6 +7,8 @@ import inspect
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+import numpy as np
+
 
 def resolve(kind: str, name: str, registry: Mapping[str, str]) -> Any:
     """Import the ``"module:attr"`` registered under ``name``; ValueError listing valid names."""
@@ -31,3 +33,9 @@ def check_options(
                 f"unknown option {key!r} for {kind} {name!r}; "
                 f"valid options: {', '.join(accepted) or '(none)'}"
             )
+
+
+def check_int(name: str, value: Any, minimum: int) -> None:
+    """ValueError naming ``name`` unless ``value`` is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
