@@ -18,15 +18,22 @@ A searcher whose ``suggest`` returns ``None`` or ``Searcher.FINISHED`` with noth
 never make progress in a sequential loop: the run stops there, is counted, and is listed in a
 note under the table (its budgets are then read from the queries it did make).
 
-Columns: ``val``/``test`` are mean and sd (over seeds, ddof=1) of the val and test accuracy (%)
-of the best-by-val architecture found within the budget; ``regret`` is the mean of (table's
-val optimum - that val accuracy); ``hit`` the fraction of seeds whose best-by-val architecture
-is the val optimum; ``uniq`` the mean number of distinct architectures queried; ``ms med`` the
-median and ``ms mean`` the amortised mean time of suggest + on_trial_complete over the first
-``budget`` queries (all seeds pooled; "ms mean" is the amortised cost, a searcher's periodic
-updates included). Under the table, "targets" checks the issue's goals for evolution and
-reinforce on this run's numbers (regret against optuna's, optimum found, reinforce against
-random by two standard errors, ms per suggestion).
+Columns: ``val``/``test`` are mean and sd (over seeds, ddof=1) of the val and test accuracy (%) of
+the best-by-val architecture found within the budget; ``regret`` is the mean of (table's val
+optimum - that val accuracy) with its standard error over seeds; ``hit`` the fraction of seeds
+whose best-by-val architecture is the val optimum; ``uniq`` the mean number of distinct
+architectures queried; ``ms med`` the median and ``ms mean`` the amortised mean time of suggest +
+on_trial_complete over the first ``budget`` queries (all seeds pooled; "ms mean" is the amortised
+cost, a searcher's periodic updates included). Under the table, "targets (issue 3)" checks the
+goals for evolution and reinforce on this run's numbers (regret against optuna's, optimum found,
+reinforce against random by two standard errors, ms per suggestion) and "targets (issue 29)" those
+for local search and the predictor-guided searcher: per dataset, the best of raynas's own searchers
+(evolution, reinforce, bananas) at or below plain local search at 100 and 300 queries, its regret
+at 100 queries at most 0.2 (CIFAR-10) / 0.4 (CIFAR-100, ImageNet16-120), and bananas' ms per
+suggestion over the last 50 queries (about 300 results) under a second.
+
+Seeds are ``--first-seed`` .. ``--first-seed + --seeds - 1``: settings are tuned on some seeds
+and confirmed on fresh ones (see benchmarks/README.md).
 
 ``--tuner`` (async mode; default 5 seeds, cifar10): every (dataset, searcher, seed) also runs
 through a real ``ray.tune.Tuner`` on the ``table`` trainable, one local Ray for the whole
@@ -42,8 +49,8 @@ run) are left out of a default run and named in the header.
 
 Usage::
 
-    python benchmarks/nb201_searchers.py                      # 10 seeds, budgets 100 300
-    python benchmarks/nb201_searchers.py --seeds 20           # the issue's table
+    python benchmarks/nb201_searchers.py                      # 10 seeds, budgets 50 100 300
+    python benchmarks/nb201_searchers.py --seeds 30 --first-seed 5000   # fresh seeds
     python benchmarks/nb201_searchers.py --quick              # smoke run
     python benchmarks/nb201_searchers.py --searchers optuna random --json out.json
     python benchmarks/nb201_searchers.py --option optuna.multivariate=true
@@ -76,7 +83,13 @@ from raynas.benchmarks import nb201
 
 METRIC = "val_acc"
 MODE = "max"
-DEFAULT_BUDGETS = (100, 300)
+DEFAULT_BUDGETS = (50, 100, 300)
+#: raynas's own searchers that the issue-29 targets compare with plain local search.
+OWN = ("evolution", "reinforce", "bananas")
+#: Regret at 100 queries that the best of them must reach (issue 29).
+REGRET_AT_100 = {"cifar10": 0.2, "cifar100": 0.4, "imagenet16-120": 0.4}
+#: Queries at the end of a run whose ms per suggestion is checked ("at 300 results").
+LAST_QUERIES = 50
 QUICK_BUDGETS = (20, 50)
 
 
@@ -92,6 +105,7 @@ class Run:
     test: list[float] = field(default_factory=list)
     arch: list[str] = field(default_factory=list)
     ms: list[float] = field(default_factory=list)  # suggest + on_trial_complete, per query
+    cpu_ms: list[float] = field(default_factory=list)  # the same in this process's CPU time
     stopped: str | None = None  # why the run ended before n_requested queries
     mode: str = "sequential"  # or "tuner" (--tuner: queries in the order Tune created them)
     wall_s: float | None = None  # whole run (tuner mode: Tuner.fit)
@@ -153,9 +167,9 @@ def run_one(
         raise RuntimeError(f"searcher {name!r} refused set_search_properties (space already set?)")
     for i in range(n_queries):
         trial_id = f"{name}-{dataset}-{seed}-{i}"
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         config = algo.suggest(trial_id)
-        t_suggest = time.perf_counter() - t0
+        t_suggest, c_suggest = time.perf_counter() - t0, time.process_time() - c0
         if config is None or config == Searcher.FINISHED:
             what = "None" if config is None else "Searcher.FINISHED"
             run.stopped = f"suggest returned {what} after {i} queries"
@@ -164,9 +178,10 @@ def run_one(
             result = record(config)
         except (ValueError, KeyError) as err:
             raise RuntimeError(f"searcher {name!r} suggested a bad config {config!r}") from err
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         algo.on_trial_complete(trial_id, result)
         run.ms.append(1e3 * (t_suggest + time.perf_counter() - t0))
+        run.cpu_ms.append(1e3 * (c_suggest + time.process_time() - c0))
     return run
 
 
@@ -249,6 +264,12 @@ def _fmt_sd(mean: float, sd: float) -> str:
     return f"{mean:6.2f} ± {sd:4.2f}" if np.isfinite(sd) else f"{mean:6.2f}       "
 
 
+def _se(xs: list[float]) -> float:
+    """Standard error of the mean (nan for fewer than two values)."""
+    a = np.asarray(xs, dtype=float)
+    return float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else float("nan")
+
+
 def _fmt_ms(ms: float) -> str:
     return f"{ms:>7.2f}" if np.isfinite(ms) else f"{'-':>7}"  # Tuner runs: not measured
 
@@ -278,6 +299,7 @@ def summarize(runs: list[Run], budgets: list[int], table: nb201.NB201Table) -> l
                     "val": _mean_sd(vals),
                     "test": _mean_sd(tests),
                     "regret": float(np.mean([opt_val - v for v in vals])),
+                    "regret_se": _se([opt_val - v for v in vals]),
                     "hit": float(np.mean([b[3] == opt_arch for b in bests])),
                     "uniq": float(np.mean([len(set(r.arch[:budget])) for r in group])),
                     "ms_median": float(np.median(ms)) if ms is not None else math.nan,
@@ -290,7 +312,7 @@ def summarize(runs: list[Run], budgets: list[int], table: nb201.NB201Table) -> l
 def print_table(rows: list[dict]) -> None:
     header = (
         f"{'dataset':<15} {'searcher':<10} {'budget':>6} {'val':>13} {'test':>13} "
-        f"{'regret':>7} {'hit':>5} {'uniq':>6} {'ms med':>7} {'ms mean':>7}"
+        f"{'regret ± se':>13} {'hit':>5} {'uniq':>6} {'ms med':>7} {'ms mean':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -301,7 +323,8 @@ def print_table(rows: list[dict]) -> None:
         last = row["dataset"]
         print(
             f"{row['dataset']:<15} {row['searcher']:<10} {row['budget']:>6} "
-            f"{_fmt_sd(*row['val'])} {_fmt_sd(*row['test'])} {row['regret']:>7.3f} "
+            f"{_fmt_sd(*row['val'])} {_fmt_sd(*row['test'])} "
+            f"{row['regret']:>7.3f} ± {row['regret_se']:5.3f} "
             f"{row['hit']:>5.2f} {row['uniq']:>6.1f} {_fmt_ms(row['ms_median'])} "
             f"{_fmt_ms(row['ms_mean'])}"
         )
@@ -372,6 +395,69 @@ def print_targets(runs: list[Run], rows: list[dict], budgets: list[int]) -> None
             )
     if lines:
         print("\ntargets (issue 3):")
+        print("\n".join(lines))
+
+
+def print_local_targets(runs: list[Run], rows: list[dict], budgets: list[int]) -> None:
+    """The issue-29 targets, checked on this run's numbers.
+
+    - Per dataset and budget (100 and 300 queries): the best of raynas's own searchers
+      (``OWN``: evolution, reinforce, bananas) by mean val regret is at or below plain local
+      search (``local``); its regret at 100 queries is at most ``REGRET_AT_100``.
+    - bananas: ms per suggestion (suggest + on_trial_complete, its periodic fit included) over
+      the last ``LAST_QUERIES`` queries of the runs (about 300 results) is under a second at
+      most; the mean, 95th percentile and maximum are printed.
+    """
+    by = {(r["dataset"], r["searcher"], r["budget"]): r for r in rows}
+    lines = []
+
+    def check(text: str, ok: bool) -> None:
+        lines.append(f"  {'PASS' if ok else 'FAIL'}  {text}")
+
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        for budget in (b for b in (100, 300) if b in budgets):
+            own = [by[k] for k in ((dataset, n, budget) for n in OWN) if k in by]
+            if not own:
+                continue
+            best = min(own, key=lambda r: r["regret"])
+            text = (
+                f"{dataset:<15} best own@{budget} {best['searcher']} "
+                f"{best['regret']:.3f} ± {best['regret_se']:.3f}"
+            )
+            local = by.get((dataset, "local", budget))
+            if local:
+                check(
+                    f"{text} <= local {local['regret']:.3f} ± {local['regret_se']:.3f}",
+                    best["regret"] <= local["regret"] + 1e-9,
+                )
+            if budget == 100:
+                check(
+                    f"{text} <= {REGRET_AT_100[dataset]}",
+                    best["regret"] <= REGRET_AT_100[dataset] + 1e-9,
+                )
+        full = [
+            r
+            for r in runs
+            if r.dataset == dataset and r.searcher == "bananas" and len(r.ms) >= LAST_QUERIES
+        ]
+        tail = [ms for r in full for ms in r.ms[-LAST_QUERIES:]]
+        if tail:
+            last = max(len(r.ms) for r in full)
+            cpu = [ms for r in full for ms in r.cpu_ms[-LAST_QUERIES:]]
+            check(
+                f"{dataset:<15} bananas ms/suggestion over its last {LAST_QUERIES} queries "
+                f"(~{last} results): mean {np.mean(tail):.1f}, p95 "
+                f"{np.percentile(tail, 95):.1f}, max {np.max(tail):.1f} < 1000"
+                + (
+                    f" (CPU ms: mean {np.mean(cpu):.1f}, p95 {np.percentile(cpu, 95):.1f}, "
+                    f"max {np.max(cpu):.1f})"
+                    if cpu
+                    else ""
+                ),
+                float(np.max(tail)) < 1000.0,
+            )
+    if lines:
+        print("\ntargets (issue 29):")
         print("\n".join(lines))
 
 
@@ -476,7 +562,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="DATASET",
         help=f"default: all of {list(nb201.DATASETS)}",
     )
-    parser.add_argument("--seeds", type=int, help="seeds 0..N-1 per searcher (default 10)")
+    parser.add_argument(
+        "--seeds", type=int, help="seeds per searcher: FIRST..FIRST+N-1 (default 10)"
+    )
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        metavar="FIRST",
+        help="first seed (default 0; e.g. fresh seeds for a confirmation run)",
+    )
     parser.add_argument(
         "--budgets",
         type=int,
@@ -599,7 +694,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# command: {command}")
     print(f"# machine: {os.cpu_count()} CPUs; {_load()} (ms columns are wall-clock times)")
     print(
-        f"# seeds: 0..{args.seeds - 1} ({args.seeds}); budgets: {args.budgets} queries "
+        f"# seeds: {args.first_seed}..{args.first_seed + args.seeds - 1} ({args.seeds}); "
+        f"budgets: {args.budgets} queries "
         f"(one run of {n_queries} per seed); metric {METRIC} ({MODE}); "
         f"searchers: {', '.join(args.searchers)}; "
         f"options: {json.dumps(args.options) if args.options else 'registry defaults'}"
@@ -636,7 +732,7 @@ def main(argv: list[str] | None = None) -> int:
         for d in args.datasets:
             for name in args.searchers:
                 t0 = time.perf_counter()
-                for seed in range(args.seeds):
+                for seed in range(args.first_seed, args.first_seed + args.seeds):
                     options = args.options.get(name)
                     runs.append(run_one(name, d, seed, n_queries, space, table, options))
                     if args.tuner:
@@ -682,6 +778,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = summarize(runs, args.budgets, table)
         print_table(rows)
         print_targets(runs, rows, args.budgets)
+        print_local_targets(runs, rows, args.budgets)
     stopped = [r for r in runs if r.stopped]
     if stopped:
         print(f"\nnote: {len(stopped)} run(s) stopped early; their budgets use the queries made:")
@@ -693,6 +790,7 @@ def main(argv: list[str] | None = None) -> int:
         meta = {
             "command": command,
             "seeds": args.seeds,
+            "first_seed": args.first_seed,
             "budgets": args.budgets,
             "metric": METRIC,
             "mode": MODE,

@@ -21,6 +21,8 @@ _REGISTRY: dict[str, str] = {
     "hyperopt": "raynas.searchers.peers:make_hyperopt",
     "evolution": "raynas.searchers.evolution:make_evolution",
     "reinforce": "raynas.searchers.reinforce:make_reinforce",
+    "local": "raynas.searchers.local:make_local",
+    "bananas": "raynas.searchers.bananas:make_bananas",
     "fixed": "raynas.searchers.fixed:make_fixed",
 }
 

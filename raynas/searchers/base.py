@@ -26,6 +26,7 @@ keeps infeasible configs out of the proxy pool.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -45,6 +46,12 @@ log = logging.getLogger(__name__)
 
 #: How many proposals ``suggest`` tries before accepting a duplicate architecture.
 MAX_RETRIES = 200
+#: Random configs ``random_unseen`` tries for a new architecture; more are drawn while none is
+#: feasible.
+RANDOM_TRIES = 64
+FEASIBLE_TRIES = 10_000
+#: Largest grid (configs) that is enumerated to find the last unseen architectures.
+ENUMERATE_MAX = 100_000
 
 
 class NASSearcher(Searcher):
@@ -91,6 +98,8 @@ class NASSearcher(Searcher):
         self.pending: dict[str, dict] = {}
         self.seen: set[str] = set()  # architectures evaluated or pending
         self.history: list[tuple[dict, float | None]] = []  # completed (config, score)
+        # set once a finite grid has no unseen feasible architecture left (``random_unseen``)
+        self._feasible_exhausted = False
 
     # ------------------------------------------------------------------ Tune interface
     def set_search_properties(
@@ -230,6 +239,8 @@ class NASSearcher(Searcher):
         return json.dumps({k: config[k] for k in sorted(config)}, default=str)
 
     def _exhausted(self) -> bool:
+        if self._feasible_exhausted:
+            return True
         size = self.space.size() if self.space is not None else self._grid_size()
         return size is not None and len(self.seen) >= size
 
@@ -250,6 +261,69 @@ class NASSearcher(Searcher):
 
     def random_config(self) -> dict:
         return {k: self.sample_value(k) for k in self.domains}
+
+    def random_unseen(self, exhausted: bool) -> dict:
+        """A uniform random feasible config of an architecture not seen yet (any feasible
+        config once ``exhausted``).
+
+        ``RANDOM_TRIES`` random configs are tried (more while none is feasible); then a finite
+        grid of at most ``ENUMERATE_MAX`` configs is enumerated for what is left. When nothing
+        unseen is feasible the space counts as exhausted from then on and a seen feasible
+        config comes back.
+
+        Raises:
+            RuntimeError: ``FEASIBLE_TRIES`` random configs were all infeasible.
+        """
+        fallback = None
+        for attempt in range(FEASIBLE_TRIES):
+            config = self.random_config()
+            if not self._feasible(config):
+                continue
+            if exhausted or self.arch_key(config) not in self.seen:
+                return config
+            fallback = config
+            if attempt >= RANDOM_TRIES:
+                break
+        left, feasible = self.enumerate_unseen()
+        if left:
+            return left[int(self.rng.integers(len(left)))]
+        if feasible is not None:
+            # A finite grid with nothing unseen and feasible: duplicates from now on.
+            self._feasible_exhausted = True
+            fallback = fallback or feasible
+        if fallback is None:
+            raise RuntimeError(
+                f"{type(self).__name__}: the constraint rejected {FEASIBLE_TRIES} random "
+                f"configs; is it satisfiable?"
+            )
+        return fallback
+
+    def enumerate_unseen(self) -> tuple[list[dict], dict | None]:
+        """Every feasible config of an unseen architecture (one per architecture) and one
+        feasible config (None if there is none); ``([], None)`` if the grid is larger than
+        ``ENUMERATE_MAX`` or not finite."""
+        values = []
+        for key, domain in self.domains.items():
+            if isinstance(domain, Categorical):
+                values.append([(key, v) for v in domain.categories])
+            elif isinstance(domain, Integer):
+                first, last, step = integer_grid(domain)
+                values.append([(key, v) for v in range(first, last + 1, step)])
+            else:
+                return [], None
+        if math.prod(len(v) for v in values) > ENUMERATE_MAX:
+            return [], None
+        out, keys, feasible = [], set(), None
+        for items in itertools.product(*values):
+            config = dict(items)
+            key = self.arch_key(config)
+            if key in keys or not self._feasible(config):
+                continue
+            feasible = feasible or config
+            if key not in self.seen:
+                keys.add(key)
+                out.append(config)
+        return out, feasible
 
     # ------------------------------------------------------------------ to implement
     def _feasible(self, config: Mapping[str, Any]) -> bool:

@@ -17,7 +17,7 @@
 4. **Mutation**: each mutable key changes with probability ``p_mutation`` (None: 1 / number
    of mutable keys), and at least one key always changes. Categorical keys are *resampled*
    among the other values; numeric keys are *perturbed*: a Gaussian step of sd
-   ``NUMERIC_STEP`` x the key's range, in log scale for loguniform keys, reflected at the
+   ``moves.NUMERIC_STEP`` x the key's range, in log scale for loguniform keys, reflected at the
    bounds and quantised when the domain is; an integer moves by at least one step.
 5. **Novelty.** With a raynas ``SearchSpace`` the child must be a different architecture
    (``arch_key``: inactive keys, e.g. a mobilenetv3 slot beyond the stage depth, do not
@@ -75,33 +75,24 @@ the oldest member out. ``benchmarks/nb201_searchers.py`` compares them with the 
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-from ray.tune.search.sample import Categorical, Domain, Float, Integer
-
 from raynas.pareto import crowding_distances, nondominated_ranks
-from raynas.searchers import quantities
-from raynas.searchers.base import NASSearcher, integer_grid, is_log_domain
+from raynas.registry import check_int
+from raynas.searchers import moves, quantities
+from raynas.searchers.base import ENUMERATE_MAX, NASSearcher
 
 log = logging.getLogger(__name__)
 
 REPLACEMENTS = ("oldest", "worst")
-#: sd of a numeric mutation, as a fraction of the key's (log-)range.
-NUMERIC_STEP = 0.2
 #: Children tried from one parent before walking away from it / before random configs.
 _TRIES_PER_STEP = 4
 _WALK_TRIES = 32
-#: Random configs tried for a new architecture; more are drawn while none is feasible.
-_RANDOM_TRIES = 64
-_FEASIBLE_TRIES = 10_000
-#: Largest grid (configs) that is enumerated to find the last unseen architectures; also
-#: the size of the arch-key cache.
-_ENUMERATE_MAX = 100_000
+#: Most entries of the arch-key cache.
+_KEY_CACHE_MAX = ENUMERATE_MAX
 
 
 # ------------------------------------------------------------------------------ constraints
@@ -222,10 +213,10 @@ class EvolutionSearcher(NASSearcher):
         constraint: Callable[[Mapping[str, Any]], bool] | Mapping[str, Any] | None = None,
         proxy_seed: Mapping[str, Any] | None = None,
     ) -> None:
-        _check_int("population_size", population_size, 2)
+        check_int("population_size", population_size, 2)
         if sample_size is None:
             sample_size = population_size
-        _check_int("sample_size", sample_size, 1)
+        check_int("sample_size", sample_size, 1)
         if sample_size > population_size:
             raise ValueError(
                 f"sample_size must be <= population_size ({population_size}), got {sample_size}"
@@ -327,7 +318,7 @@ class EvolutionSearcher(NASSearcher):
             return super().arch_key(config)
         key = self._key_cache.get(cache_key)
         if key is None:
-            if len(self._key_cache) >= _ENUMERATE_MAX:
+            if len(self._key_cache) >= _KEY_CACHE_MAX:
                 self._key_cache.clear()
             key = self._key_cache[cache_key] = super().arch_key(config)
         return key
@@ -345,9 +336,9 @@ class EvolutionSearcher(NASSearcher):
         exhausted = self._exhausted()
         filling = len(self.population) + len(self.pending) < self.population_size
         if not self.population or filling:
-            return self._random_candidate(exhausted)
+            return self.random_unseen(exhausted)
         child = self._child(exhausted)
-        return child if child is not None else self._random_candidate(exhausted)
+        return child if child is not None else self.random_unseen(exhausted)
 
     def _feasible(self, config: Mapping[str, Any]) -> bool:
         return self.constraint is None or bool(self.constraint(config))
@@ -375,57 +366,6 @@ class EvolutionSearcher(NASSearcher):
             if feasible and attempt % _TRIES_PER_STEP == _TRIES_PER_STEP - 1:
                 start, start_key = child, key  # neighbourhood used up: walk further away
         return None
-
-    def _random_candidate(self, exhausted: bool) -> dict:
-        fallback = None
-        for attempt in range(_FEASIBLE_TRIES):
-            config = self.random_config()
-            if self.constraint is not None and not self.constraint(config):
-                continue
-            if exhausted or self.arch_key(config) not in self.seen:
-                return config
-            fallback = config
-            if attempt >= _RANDOM_TRIES:
-                break
-        left, feasible = self._enumerate_unseen()
-        if left:
-            return left[int(self.rng.integers(len(left)))]
-        if feasible is not None:
-            # A finite grid with nothing unseen and feasible: duplicates from now on.
-            self._feasible_exhausted = True
-            fallback = fallback or feasible
-        if fallback is None:
-            raise RuntimeError(
-                f"{type(self).__name__}: the constraint {self.constraint!r} rejected "
-                f"{_FEASIBLE_TRIES} random configs; is it satisfiable?"
-            )
-        return fallback
-
-    def _enumerate_unseen(self) -> tuple[list[dict], dict | None]:
-        """Every feasible config of an unseen architecture and one feasible config (None if
-        there is none); ``([], None)`` if the grid is too large or not finite."""
-        values = []
-        for key, domain in self.domains.items():
-            if isinstance(domain, Categorical):
-                values.append([(key, v) for v in domain.categories])
-            elif isinstance(domain, Integer):
-                first, last, step = integer_grid(domain)
-                values.append([(key, v) for v in range(first, last + 1, step)])
-            else:
-                return [], None
-        if math.prod(len(v) for v in values) > _ENUMERATE_MAX:
-            return [], None
-        out, keys, feasible = [], set(), None
-        for items in itertools.product(*values):
-            config = dict(items)
-            key = self.arch_key(config)
-            if key in keys or (self.constraint is not None and not self.constraint(config)):
-                continue
-            feasible = feasible or config
-            if key not in self.seen:
-                keys.add(key)
-                out.append(config)
-        return out, feasible
 
     def _tournament(self, exclude: int | None = None) -> int:
         """Index in the population of the winner of a tournament of ``sample_size`` members
@@ -467,40 +407,8 @@ class EvolutionSearcher(NASSearcher):
             mask[int(self.rng.integers(len(specs)))] = True
         for spec, change in zip(specs, mask, strict=True):
             if change:
-                child[spec[0]] = self._new_value(spec, child[spec[0]])
+                child[spec[0]] = moves.new_value(spec, child[spec[0]], self.rng, self.sample_value)
         return child
-
-    def _new_value(self, spec: tuple, value: Any) -> Any:
-        key, kind = spec[0], spec[1]
-        rng = self.rng
-        if kind == "cat":
-            cats = spec[2]
-            others = [c for c in cats if not _same(c, value)]
-            if len(others) == len(cats):  # value not in the domain: resample everything
-                others = cats
-            return others[int(rng.integers(len(others)))]
-        _, _, low, high, is_log, q = spec
-        try:
-            x = math.log(value) if is_log else float(value)
-        except (TypeError, ValueError):
-            return self.sample_value(key)
-        lo, hi = (math.log(low), math.log(high)) if is_log else (low, high)
-        x = _reflect(x + rng.normal(0.0, NUMERIC_STEP * (hi - lo)), lo, hi)
-        new = math.exp(x) if is_log else x
-        if kind == "float":
-            if q:
-                new = min(max(round(new / q) * q, low), high)
-            return float(new)
-        step, top = q, high  # an int spec holds (first, last, step) of the values Tune draws
-        new = int(min(max(low + round((new - low) / step) * step, low), top))
-        if new == value:  # move at least one step
-            up = value + step <= top
-            down = value - step >= low
-            if up and (not down or rng.random() < 0.5):
-                new = value + step
-            elif down:
-                new = value - step
-        return int(new)
 
     # ------------------------------------------------------------------ learning
     def _observe(self, config: dict, score: Any) -> None:
@@ -590,54 +498,9 @@ class EvolutionSearcher(NASSearcher):
         self._pop_version = 0
 
     def _compile(self) -> None:
-        """Per mutable key: ("cat", categories) or (kind, lower, upper, is_log, q)."""
-        if self._specs is not None:
-            return
-        specs = []
-        for key, domain in self.domains.items():
-            spec = _spec(key, domain)
-            if spec is not None:
-                specs.append(spec)
-        self._specs = specs
-
-
-def _spec(key: str, domain: Domain) -> tuple | None:
-    """Mutation recipe of one domain, or None when it has a single value."""
-    if isinstance(domain, Categorical):
-        cats = list(domain.categories)
-        return (key, "cat", cats) if len(cats) > 1 else None
-    is_log = is_log_domain(domain)
-    if isinstance(domain, Integer):
-        first, last, step = integer_grid(domain)  # the values Tune draws
-        return None if last <= first else (key, "int", first, last, is_log, step)
-    if isinstance(domain, Float):
-        q = getattr(domain.sampler, "q", None)
-        return (
-            None
-            if domain.upper <= domain.lower
-            else (key, "float", domain.lower, domain.upper, is_log, q)
-        )
-    raise ValueError(f"unsupported Tune domain for {key!r}: {domain!r}")
-
-
-def _same(a: Any, b: Any) -> bool:
-    try:
-        return bool(a == b)
-    except (TypeError, ValueError):
-        return a is b
-
-
-def _reflect(x: float, lo: float, hi: float) -> float:
-    width = hi - lo
-    if width <= 0:
-        return lo
-    x = (x - lo) % (2 * width)
-    return lo + (x if x <= width else 2 * width - x)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        """Move recipes of the mutable keys (``moves.key_moves``)."""
+        if self._specs is None:
+            self._specs = moves.key_moves(self.domains)
 
 
 def _check_probability(name: str, value: Any) -> None:

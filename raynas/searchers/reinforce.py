@@ -85,6 +85,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from raynas.registry import check_int
 from raynas.searchers import quantities
 from raynas.searchers.base import NASSearcher, integer_grid, is_log_domain
 from search_spaces.base import SearchSpace
@@ -348,9 +349,9 @@ class ReinforceSearcher(NASSearcher):
         num_bins: int = 10,
         proxy_seed: Mapping[str, Any] | None = None,
     ) -> None:
-        _check_int("batch_size", batch_size, 1)
-        _check_int("hidden_size", hidden_size, 1)
-        _check_int("num_bins", num_bins, 2)
+        check_int("batch_size", batch_size, 1)
+        check_int("hidden_size", hidden_size, 1)
+        check_int("num_bins", num_bins, 2)
         _check_positive("lr", lr)
         _check_positive("temperature", temperature)
         if tanh_constant is not None:
@@ -704,11 +705,6 @@ def make_reinforce(
 # ---------------------------------------------------------------------------- validation
 def _is_real(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _check_positive(name: str, value: Any) -> None:

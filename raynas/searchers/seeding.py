@@ -36,6 +36,8 @@ from typing import Any
 
 import torch
 
+from raynas.registry import check_int
+
 log = logging.getLogger(__name__)
 
 
@@ -59,8 +61,8 @@ class ProxySeed:
         from raynas.estimators import zero_cost
 
         zero_cost.check_name(self.proxy)
-        _check_int("proxy_seed.pool", self.pool, 1)
-        _check_int("proxy_seed.top_k", self.top_k, 1)
+        check_int("proxy_seed.pool", self.pool, 1)
+        check_int("proxy_seed.top_k", self.top_k, 1)
         if self.top_k > self.pool:
             raise ValueError(f"proxy_seed.top_k must be <= pool ({self.pool}), got {self.top_k}")
         if self.dataset not in datamod.NAMES:
@@ -70,12 +72,12 @@ class ProxySeed:
             )
         if self.root is not None and not isinstance(self.root, str):
             raise ValueError(f"proxy_seed.root must be a path or null, got {self.root!r}")
-        _check_int("proxy_seed.batch_size", self.batch_size, 2)
+        check_int("proxy_seed.batch_size", self.batch_size, 2)
         if not isinstance(self.build, Mapping):
             raise ValueError(
                 f"proxy_seed.build must be a mapping of build options, got {self.build!r}"
             )
-        _check_int("proxy_seed.seed", self.seed, 0)
+        check_int("proxy_seed.seed", self.seed, 0)
         if not isinstance(self.device, str) or not (
             self.device in ("auto", "cpu") or self.device.startswith("cuda")
         ):
@@ -83,7 +85,7 @@ class ProxySeed:
                 f"proxy_seed.device must be auto, cpu or cuda[:N], got {self.device!r}"
             )
         if self.threads is not None:
-            _check_int("proxy_seed.threads", self.threads, 1)
+            check_int("proxy_seed.threads", self.threads, 1)
         object.__setattr__(self, "build", dict(self.build))
 
     @classmethod
@@ -104,11 +106,6 @@ class ProxySeed:
                     f"unknown proxy_seed option {key!r}; valid options: {', '.join(valid)}"
                 )
         return cls(**spec)
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def score_config(space: Any, config: Mapping[str, Any], options: ProxySeed, batch: tuple) -> float:

@@ -94,3 +94,34 @@ def test_tuner_mode_compares_async_with_sequential_runs(tmp_path):
         # Every trial of the Tuner reported, and the searchers never repeated an architecture.
         assert r["n_queries"] == 8 and r["stopped"] is None
         assert len(set(r["arch"])) == 8
+
+
+def test_issue29_targets_compare_the_best_own_searcher_with_local(capsys):
+    # Runs built from real table values: evolution's best-by-val at 100 queries is the optimum,
+    # local's is 0.5 points below it, so evolution passes both lines at 100 and the bound.
+    from helpers import load_benchmark
+
+    from raynas.benchmarks import nb201
+
+    bench = load_benchmark("nb201_searchers")
+    table = nb201.table()
+    opt_arch, opt_val = table.optimum("cifar10", "val")
+    worse = next(
+        a for a in table.arch_strs if 0.4 < opt_val - table.lookup(a, "cifar10").val_acc < 0.6
+    )
+
+    def run(name: str, best: str, ms: float) -> object:
+        r = bench.Run(dataset="cifar10", searcher=name, seed=0, n_requested=100)
+        entry = table.lookup(best, "cifar10")
+        r.val, r.test, r.arch = [entry.val_acc] * 100, [entry.test_acc] * 100, [best] * 100
+        r.ms = [ms] * 100
+        return r
+
+    runs = [run("evolution", opt_arch, 0.1), run("local", worse, 0.1), run("bananas", worse, 2e3)]
+    rows = bench.summarize(runs, [100], table)
+    bench.print_local_targets(runs, rows, [100])
+    out = capsys.readouterr().out
+    assert "targets (issue 29):" in out
+    assert "PASS  cifar10         best own@100 evolution 0.000" in out
+    assert "<= local 0." in out and "<= 0.2" in out
+    assert "FAIL  cifar10         bananas ms/suggestion over its last 50 queries" in out

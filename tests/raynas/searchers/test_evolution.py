@@ -205,17 +205,16 @@ def test_a_trial_run_again_after_an_error_is_learned_from(kind, tmp_path):
     assert searcher.history[-1] == (config, 93.0)
 
 
-@pytest.mark.parametrize("kind", ["evolution", "reinforce"])
+@pytest.mark.parametrize("kind", ["evolution", "reinforce", "local", "bananas"])
 def test_an_adopted_trial_is_pending_seen_and_learned_from(kind):
     # `raynas resume` hands the searcher the trials created after its saved state (from the
     # experiment's journal): it holds them as its own, so it neither suggests their
     # architecture again nor ignores their result.
-    from raynas.searchers.reinforce import ReinforceSearcher
+    from raynas import searchers
 
-    cls = EvolutionSearcher if kind == "evolution" else ReinforceSearcher
     space = search_spaces.get("nb201")
-    config = cls(space, metric="val_acc", mode="max", seed=1).suggest("elsewhere")
-    searcher = cls(space, metric="val_acc", mode="max", seed=0)
+    config = searchers.make(kind, space, "val_acc", "max", 1).suggest("elsewhere")
+    searcher = searchers.make(kind, space, "val_acc", "max", 0)
     searcher.adopt_trial("late", {**config, "seed": 3})  # Tune's config has other keys too
     assert searcher.pending["late"] == config
     assert searcher.arch_key(config) in searcher.seen

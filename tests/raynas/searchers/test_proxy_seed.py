@@ -78,7 +78,7 @@ def _loop(searcher, space, n, start=0) -> list[dict]:
         ({"pol": 10}, "unknown proxy_seed option 'pol'; valid options: proxy, pool, top_k"),
     ],
 )
-@pytest.mark.parametrize("name", ["evolution", "reinforce"])
+@pytest.mark.parametrize("name", ["evolution", "reinforce", "local", "bananas"])
 def test_proxy_seed_rejects_bad_options_naming_them(name, spec, message):
     with pytest.raises(ValueError, match=message):
         searchers.make(name, _space(), "val_acc", "max", 0, proxy_seed=spec)
@@ -152,7 +152,7 @@ def _controller_state(searcher) -> dict:
 
 
 # -------------------------------------------------------------------------------- state
-@pytest.mark.parametrize("name", ["evolution", "reinforce"])
+@pytest.mark.parametrize("name", ["evolution", "reinforce", "local", "bananas"])
 def test_save_restore_keeps_the_pool_and_does_not_score_again(name, tmp_path, monkeypatch):
     space = _space()
 

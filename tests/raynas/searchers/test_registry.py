@@ -13,7 +13,8 @@ from raynas.benchmarks.nb201 import table
 
 def test_unknown_searcher_lists_valid_names():
     with pytest.raises(
-        ValueError, match="unknown searcher 'evolutoin'; choose one of: evolution, fixed, hyperopt"
+        ValueError,
+        match="unknown searcher .evolutoin.; choose one of: bananas, evolution, fixed, hyperopt",
     ):
         searchers.make("evolutoin", search_spaces.get("nb201"))
 
