@@ -29,13 +29,10 @@ suggests the candidate architecture with the highest acquisition value:
    predictor keeps learning from every result). While the region's unseen neighbours are all
    in flight, the candidates are ``num_candidates`` random unseen architectures instead.
 
-**Defaults** (chosen on NB201 table seeds 1000-1059, confirmed on fresh seeds, see
-benchmarks/README.md "Local search and predictor-guided search"): 5 MLPs of 2 x 32 units,
-100 Adam steps per fit, refitted every 5 results, ``its`` over the neighbours of the single
-best architecture of the region (``num_parents=1``, no random candidates), a new region at a
-local optimum or after 10 results without improvement (``patience``). BANANAS' own setting
-(the 10 best as parents, random candidates, one region) left more regret at 100 queries on the
-tuning seeds.
+**Defaults**: 5 MLPs of 2 x 32 units, 100 Adam steps per fit, refitted every 5 results,
+``its`` over the neighbours of the single best architecture of the region (``num_parents=1``,
+no random candidates), a new region at a local optimum or after 10 results without
+improvement (``patience``). How they were chosen: benchmarks/README.md, issue 29.
 
 Failed trials (error, missing or non-finite metric) are never suggested again and are left
 out of the training data. ``get_state``/``set_state`` hold everything (the predictor's weights,
@@ -47,7 +44,7 @@ root: null, batch_size: 64, build: {}, seed: 0, device: cpu, threads: null}``. E
 architecture that is trained on or scored as a candidate is built untrained and scored once by
 each proxy (``raynas.searchers.seeding.score_config``, as proxy seeding does; cached with the
 state); the standardised scores (signed log for scale) are extra inputs of the predictor.
-Scoring takes 0.1-0.7 s per architecture and proxy on a CPU (benchmarks/results/zero_cost.txt),
+Scoring costs a forward pass or two per architecture and proxy (benchmarks/results/zero_cost.txt),
 so with proxies a suggestion costs that much per new candidate.
 """
 

@@ -19,8 +19,7 @@ Performance predictors (``raynas.searchers.bananas``) read architectures through
   edges (BANANAS' path encoding; 4 + 16 + 16 + 64 = 100 features with the five NB201 ops).
 
 ``auto`` is ``adjacency`` for nb201 and darts cells (also inside ``macro``) and ``onehot``
-otherwise: for ``bananas`` on the NB201 table, adjacency left less regret at 100 queries than
-path on two of the three datasets (benchmarks/README.md, issue 29).
+otherwise (the comparison behind that choice: benchmarks/README.md, issue 29).
 """
 
 from __future__ import annotations

@@ -109,8 +109,8 @@ GRAD_CLIP = 5.0
 def single_thread() -> Iterator[None]:
     """Run torch on one intra-op thread, then restore the caller's setting.
 
-    The controller's ops are tiny; torch's OpenMP pool only adds synchronisation, which on a
-    busy machine made one LSTM step ~100x slower (40 ms instead of 0.2 ms with 2 threads).
+    The controller's ops are tiny; torch's OpenMP pool only adds synchronisation to them,
+    which dominates a step on a busy machine.
     """
     threads = torch.get_num_threads()
     if threads == 1:
