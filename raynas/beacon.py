@@ -51,15 +51,16 @@ def _record(
     }
 
 
-def times(beacon: dict[str, Any] | None) -> tuple[float, float] | None:
-    """``(first start, active seconds)`` of an experiment from its beacon: when its first
-    driver started, and how long all its drivers ran (up to the last beat of the latest)."""
+def times(beacon: dict[str, Any] | None) -> tuple[float, float, float] | None:
+    """``(first start, active seconds, last beat)`` of an experiment from its beacon: when
+    its first driver started, how long all its drivers ran (up to the last beat of the
+    latest), and that last beat."""
     if not beacon:
         return None
     try:
         started, beat = float(beacon["started"]), float(beacon["beat"])
         first = float(beacon.get("first_started", started))
-        return first, float(beacon.get("before_s", 0.0)) + max(beat - started, 0.0)
+        return first, float(beacon.get("before_s", 0.0)) + max(beat - started, 0.0), beat
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -94,7 +95,7 @@ class DriverBeacon(Callback):
         self._started = time.time()
         self._loc = locate(self.experiment)
         earlier = times(read(self._loc))
-        self._first, self._before_s = earlier if earlier else (None, 0.0)
+        self._first, self._before_s = earlier[:2] if earlier else (None, 0.0)
         self.beat(force=True)
 
     def on_step_end(self, iteration, trials, **info) -> None:

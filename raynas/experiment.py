@@ -438,15 +438,13 @@ def _taken(loc: Location, restart_hint: str) -> ConfigError:
     """The error for a run whose experiment folder already holds an experiment."""
     local = loc.local_path()
     if local is not None and finished_trials(local) == 0:
-        return ConfigError(
-            f"experiment folder {loc.shown} holds a run that stopped before any trial "
-            f"finished; start it again with {restart_hint} (moves the old folder aside) or "
-            "choose another --name"
-        )
+        what = "holds a run that stopped before any trial finished"
+    else:
+        what = "already holds an experiment"
     return ConfigError(
-        f"experiment folder {loc.shown} already holds an experiment; continue it with "
-        f"`raynas resume {loc.shown}`, start over with {restart_hint} (moves it aside, "
-        "nothing is deleted) or choose another --name"
+        f"experiment folder {loc.shown} {what}; continue it with `raynas resume {loc.shown}`, "
+        f"start over with {restart_hint} (moves the old folder aside, nothing is deleted) or "
+        "choose another --name"
     )
 
 

@@ -66,6 +66,16 @@ def _better(value: float, than: float | None, mode: str) -> bool:
     return than is None or (value > than if mode == "max" else value < than)
 
 
+def error_path(trial) -> str | None:
+    """Where a trial's error file is in the experiment folder (Tune writes it in its staging
+    folder first and copies it there)."""
+    name = getattr(getattr(trial, "run_metadata", None), "error_filename", None)
+    folder = getattr(trial, "path", None)
+    if name and folder:
+        return f"{folder}/{name}"
+    return getattr(trial, "error_file", None)
+
+
 def error_summary(trial) -> str:
     """The last line of a trial's error (``ValueError: ...``), from Tune's error file."""
     path = getattr(trial, "error_file", None)
@@ -118,6 +128,7 @@ class Progress(Callback):
         self.best_printed: tuple[float, str] | None = None
         self.epoch: dict[str, int] = {}
         self.last_line = self.start
+        self.last_text = ""
         self.drawn = False
 
     def __getstate__(self) -> dict:
@@ -157,7 +168,7 @@ class Progress(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial, **info):
         self.finished_here += 1
         self.epoch.pop(trial.trial_id, None)
-        where = getattr(trial, "error_file", None) or "(no error file)"
+        where = error_path(trial) or "(no error file)"
         self._print(f"trial {trial.trial_id} errored: {error_summary(trial)} (details: {where})")
 
     def on_step_end(self, iteration: int, trials: list, **info):
@@ -171,8 +182,17 @@ class Progress(Callback):
             self._print(self.status(trials))
 
     def on_experiment_end(self, trials: list, **info):
+        from raynas import stop
+
+        if stop.received():  # Tune's states are half-way there; the CLI says what happened
+            if self.drawn:
+                sys.stdout.write("\n")
+                self.drawn = False
+            return
         if not self.tty:
-            self._print(self.status(trials))
+            line = self.status(trials)
+            if line != self.last_text:
+                self._print(line)
         elif self.drawn:
             self._draw(self.status(trials))
             sys.stdout.write("\n")
@@ -228,6 +248,7 @@ class Progress(Callback):
             self.drawn = False
         print(line, flush=True)
         self.last_line = time.monotonic()
+        self.last_text = line
 
     def _draw(self, line: str) -> None:
         sys.stdout.write("\r\033[K" + line)
@@ -244,10 +265,16 @@ TUNE_MESSAGES = {
         "Experiment has been interrupted",
         "Training has been interrupted",
         "Wrote the latest version of all result files",  # the summary says where
+        "Trials did not complete",  # the summary lists the errored trials
     ),
     "ray._private.worker": ("Started a local Ray instance",),
+    # trials stopped before their first result, on interrupt and resume: not a problem
+    "ray.tune.analysis.experiment_analysis": ("Failed to fetch metrics for",),
     # one line per errored trial (Progress.on_trial_error); the traceback is in error.txt
-    "ray.tune.execution.tune_controller": ("Trial task failed for trial",),
+    "ray.tune.execution.tune_controller": (
+        "Trial task failed for trial",
+        "Restoring the run from the latest experiment state file",
+    ),
 }
 
 

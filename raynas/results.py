@@ -124,9 +124,8 @@ def load(path: str | Path) -> Summary:
     active = None
     driver = beacon.times(beacon.read(loc))
     if driver is not None:
-        first, active = driver
-        if ends:
-            wall = max(wall, max(ends) - first)
+        first, active, beat = driver
+        wall = max(wall, (max(ends) if ends else beat) - first)
     return Summary(config, trials, states, wall, local, loc.shown, active_s=active)
 
 
@@ -205,7 +204,8 @@ def format_trial_count(summary: Summary) -> str:
 
 
 def format_wall_time(summary: Summary) -> str:
-    """``41 s`` (first start to last result), with the time the drivers ran when known."""
+    """``41s`` (first start to last result, or to the last driver beat before any result),
+    with the time the drivers ran when known."""
     text = f"{format_duration(summary.wall_s)} (first start to last result)"
     if summary.active_s is not None:
         text += f", drivers running {format_duration(summary.active_s)}"
