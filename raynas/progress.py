@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import shutil
 import sys
 import time
 from typing import Any
@@ -251,6 +252,10 @@ class Progress(Callback):
         self.last_text = line
 
     def _draw(self, line: str) -> None:
+        # One terminal row: a wrapped line could not be redrawn in place.
+        width = shutil.get_terminal_size((100, 24)).columns - 1
+        if len(line) > width:
+            line = line[: max(width - 3, 0)] + "..."
         sys.stdout.write("\r\033[K" + line)
         sys.stdout.flush()
         self.drawn = True
