@@ -20,7 +20,7 @@ import pandas as pd
 
 from raynas import storage
 from raynas.config import ConfigError, ExperimentConfig
-from raynas.experiment import load_experiment_config
+from raynas.experiment import CONFIG_FILE, load_experiment_config
 from raynas.progress import format_duration, format_value
 
 
@@ -125,6 +125,11 @@ def load(path: str | Path) -> Summary:
     driver = beacon.times(beacon.read(loc))
     if driver is not None:
         first, active, beat = driver
+        try:  # `raynas run` writes raynas.yaml just before it starts Ray
+            written = loc.info(CONFIG_FILE).mtime
+            first = min(first, written.timestamp()) if written is not None else first
+        except OSError:
+            pass
         wall = max(wall, (max(ends) if ends else beat) - first)
     return Summary(config, trials, states, wall, local, loc.shown, active_s=active)
 
@@ -204,8 +209,8 @@ def format_trial_count(summary: Summary) -> str:
 
 
 def format_wall_time(summary: Summary) -> str:
-    """``41s`` (first start to last result, or to the last driver beat before any result),
-    with the time the drivers ran when known."""
+    """``41s`` (from ``raynas run``'s start, Ray's start-up included, to the last result, or
+    to the last driver beat before any result), with the time the drivers ran when known."""
     text = f"{format_duration(summary.wall_s)} (first start to last result)"
     if summary.active_s is not None:
         text += f", drivers running {format_duration(summary.active_s)}"

@@ -44,9 +44,6 @@ def _handle(signum: int, frame) -> None:
     first = _received is None
     _received = _received or signum
     name = signal.Signals(signum).name
-    # Second time: the signal's own action (Ctrl-C: KeyboardInterrupt; SIGTERM: end now).
-    again = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
-    signal.signal(signum, again)
     stop = _tune_stop_handler()
     if first:
         print(
@@ -55,9 +52,13 @@ def _handle(signum: int, frame) -> None:
             file=sys.stderr,
             flush=True,
         )
+    if stop is not None:
+        stop(signum, frame)  # Tune's handler also puts back the SIGINT handler it found
+    # Second time: the signal's own action (Ctrl-C: KeyboardInterrupt; SIGTERM: end now).
+    again = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+    signal.signal(signum, again)
     if stop is None:
         raise KeyboardInterrupt
-    stop(signum, frame)
 
 
 @contextlib.contextmanager

@@ -181,22 +181,30 @@ def test_status_line_counts_trials_and_shows_the_best(ray_address, tmp_path, cap
     assert "Trial status" not in out and "Tuner.restore" not in out
 
 
-def test_sighup_is_handled_like_ctrl_c():
-    """The signal handling alone, with a real signal: SIGHUP calls the handler Tune keeps on
-    SIGUSR1 (stop and save) and is remembered for the exit code."""
+@pytest.mark.parametrize("name", ["SIGHUP", "SIGINT"])
+def test_signal_stops_tune_once_and_a_second_one_stops_at_once(name):
+    """The signal handling alone, with real signals and Tune's own stop handler (installed as
+    Tune installs it when a run starts): the first signal asks Tune to stop and save and is
+    remembered for the exit code; the second has the signal's own effect."""
     import signal
+
+    from ray.tune.tune import _setup_signal_catching
 
     from raynas import stop
 
-    called = []
-    previous = signal.signal(signal.SIGUSR1, lambda s, f: called.append(s))
+    signum = getattr(signal, name)
+    previous = signal.getsignal(signal.SIGUSR1)
     try:
         with stop.graceful():
-            os.kill(os.getpid(), signal.SIGHUP)
-            assert called == [signal.SIGHUP]
-            assert stop.received() == signal.SIGHUP
-            assert os.environ["TUNE_DISABLE_SIGINT_HANDLER"] == "1"
-        assert cli.interrupted_code() == 129
+            stopped = _setup_signal_catching()  # Tune's: stop-and-save on SIGUSR1
+            os.kill(os.getpid(), signum)
+            assert stopped.is_set() and stop.received() == signum
+            if signum == signal.SIGINT:
+                with pytest.raises(KeyboardInterrupt):
+                    os.kill(os.getpid(), signum)
+            else:
+                assert signal.getsignal(signum) == signal.SIG_DFL
+        assert cli.interrupted_code() == 128 + signum
     finally:
         signal.signal(signal.SIGUSR1, previous)
 
