@@ -477,6 +477,10 @@ def prepare_folder(loc: Location, restart: bool, restart_hint: str = "--restart"
         log.warning("moved the old experiment folder aside to %s", moved)
     elif local is not None and local.is_dir():
         start_over(local)  # what a driver killed before Tune's first save left
+        # its driver beacon too: the new run's times (report's wall time) start afresh
+        from raynas.beacon import BEACON_FILE
+
+        (local / BEACON_FILE).unlink(missing_ok=True)
 
 
 def run(

@@ -240,3 +240,23 @@ def test_sigterm_saves_state_then_resume_finishes_it(tmp_path, ray_tmp):
     assert code == 0, err
     assert "trials: 6 of num_samples=6   terminated: 6" in out
     assert "Traceback" not in err and "FileNotFoundError" not in err
+
+
+def test_a_new_run_in_a_folder_without_state_starts_its_times_afresh(ray_address, tmp_path):
+    import json
+    import time
+
+    from raynas import results
+    from raynas.beacon import BEACON_FILE
+
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    # What a driver killed before Tune's first save leaves: its beacon, no Tune state.
+    old = {"state": "running", "host": "x", "pid": 1, "started": 1e9, "beat": 1e9 + 60}
+    (folder / BEACON_FILE).write_text(json.dumps({**old, "first_started": 1e9, "before_s": 5e3}))
+    start = time.time()
+    args = ["run", RANDOM, "--storage-path", str(tmp_path), "--name", "fresh"]
+    assert cli.main([*args, "--set", "num_samples=2", "-q"]) == 0
+    summary = results.load(folder)
+    assert 0 < summary.active_s <= time.time() - start
+    assert 0 < summary.wall_s <= time.time() - start
