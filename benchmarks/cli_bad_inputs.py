@@ -116,6 +116,10 @@ CASES: list[Case] = [
         lambda w: ["run", RANDOM, "--storage-path", "nosuch://bucket/x"],
     ),
     ("CIFAR root not given", lambda w: ["run", TRAIN]),
+    (
+        "CIFAR root not given (proxy seeding)",
+        lambda w: ["run", str(EXAMPLES / "nb201_proxy_seeded.yaml")],
+    ),
     ("CIFAR root missing", lambda w: ["run", TRAIN, "--set", f"trainable.options.root={w}/none"]),
     (
         "CIFAR root is a file",

@@ -112,8 +112,8 @@ def _find_cifar_dir(name: str, root: str | os.PathLike | None) -> Path:
         root = os.environ.get(ENV_ROOT)
         if not root:
             raise DatasetError(
-                f"{name}: no data folder given; set ${ENV_ROOT} or the option root (raynas "
-                f"run: --set trainable.options.root=PATH) to a folder holding {info['folder']}/"
+                f"{name}: no data folder given; set ${ENV_ROOT} or the option root to a folder "
+                f"holding {info['folder']}/"
             )
     root = Path(root).expanduser()
     if not root.is_dir():

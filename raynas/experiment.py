@@ -123,22 +123,38 @@ def check_metrics(config: ExperimentConfig, space: Any) -> None:
             )
 
 
-def check_data(parts: Parts, address: str | None) -> None:
-    """ConfigError when the trainable's dataset cannot be read here (folder missing, a file
-    unreadable or corrupt, named). Skipped on a cluster (``address``): the trials read the
-    data on their own nodes, which may hold it where the driver does not."""
+def _datasets(parts: Parts) -> list[tuple[str, str, str | None]]:
+    """``(who, dataset, root)`` for each dataset the experiment reads: the trainable's, and
+    the searcher's proxy seeding batch (``proxy_seed``)."""
     from raynas import trainables
 
-    cfg = parts.config.trainable
-    needed = trainables.dataset(cfg.name, **cfg.options)
-    if needed is None or address:
-        return
-    from raynas import data  # torch: only when a dataset is read
+    cfg = parts.config
+    found = []
+    needed = trainables.dataset(cfg.trainable.name, **cfg.trainable.options)
+    if needed is not None:
+        found.append((f"trainable {cfg.trainable.name!r}", "trainable.options.root", *needed))
+    searcher = getattr(parts.searcher, "searcher", parts.searcher)  # a ConcurrencyLimiter's
+    seed = getattr(searcher, "proxy_seed", None)
+    if seed is not None and getattr(seed, "dataset", None):
+        who = f"searcher {cfg.searcher.name!r} proxy_seed"
+        found.append((who, "searcher.options.proxy_seed.root", seed.dataset, seed.root))
+    return found
 
-    try:
-        data.check(*needed)
-    except data.DatasetError as e:
-        raise ConfigError(f"trainable {cfg.name!r}: {e}") from None
+
+def check_data(parts: Parts, address: str | None) -> None:
+    """ConfigError when a dataset the experiment reads cannot be read here (folder missing, a
+    file unreadable or corrupt, named). Skipped on a cluster (``address``): the trials read
+    the data on their own nodes, which may hold it where the driver does not."""
+    if address:
+        return
+    for who, key, name, root in _datasets(parts):
+        from raynas import data  # torch: only when a dataset is read
+
+        try:
+            data.check(name, root)
+        except data.DatasetError as e:
+            hint = f" (--set {key}=PATH)" if "no data folder given" in str(e) else ""
+            raise ConfigError(f"{who}: {e}{hint}") from None
 
 
 def machine_resources() -> dict[str, float]:

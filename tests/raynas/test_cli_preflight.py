@@ -95,6 +95,11 @@ CASES = [
         "no data folder given; set $RAYNAS_DATA",
     ),
     (
+        "proxy-seeding-data-root-not-given",
+        lambda t: [str(EXAMPLES / "nb201_proxy_seeded.yaml")],
+        "searcher 'evolution' proxy_seed: cifar10: no data folder given;",
+    ),
+    (
         "data-root-is-a-file",
         lambda t: [TRAIN, "--set", f"trainable.options.root={_file(t)}"],
         "is not a folder",
