@@ -27,6 +27,7 @@ import stat
 from pathlib import Path
 
 from raynas.errors import ConfigError
+from raynas.logfilter import drop_messages
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +97,11 @@ def create_private_token() -> Path | None:
         return None
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_hex(32))  # what `ray get-auth-token --generate` writes
-    log.info("created a Ray auth token in %s (mode 0600)", path)
+    log.warning(
+        "created a Ray auth token in %s (mode 0600): local Ray clusters require it (Ray's "
+        "default); set RAY_AUTH_MODE=disabled to opt out",
+        path,
+    )
     return path
 
 
@@ -189,6 +194,12 @@ def prepare(address: str | None) -> None:
     """
     if address is None and not os.environ.get("RAY_ADDRESS"):  # a new local Ray
         create_private_token()
+        # Ray warns "Token authentication is enabled" on every local start; raynas said it
+        # once, when it created the token.
+        drop_messages(
+            "ray._private.authentication.authentication_token_setup",
+            "Token authentication is enabled for this Ray cluster",
+        )
     secure_token_file()
     if address is not None:
         check_cluster_token(address)

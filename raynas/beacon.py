@@ -36,14 +36,33 @@ def _write(loc: Location, record: dict[str, Any]) -> None:
         log.warning("cannot write %s in %s: %s", BEACON_FILE, loc.shown, e)
 
 
-def _record(state: str, started: float) -> dict[str, Any]:
+def _record(
+    state: str, started: float, first: float | None = None, before_s: float = 0.0
+) -> dict[str, Any]:
     return {
         "state": state,
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "started": started,
         "beat": time.time(),
+        # across `raynas resume`s: when the first run started, how long the earlier drivers ran
+        "first_started": started if first is None else first,
+        "before_s": before_s,
     }
+
+
+def times(beacon: dict[str, Any] | None) -> tuple[float, float, float] | None:
+    """``(first start, active seconds, last beat)`` of an experiment from its beacon: when
+    its first driver started, how long all its drivers ran (up to the last beat of the
+    latest), and that last beat."""
+    if not beacon:
+        return None
+    try:
+        started, beat = float(beacon["started"]), float(beacon["beat"])
+        first = float(beacon.get("first_started", started))
+        return first, float(beacon.get("before_s", 0.0)) + max(beat - started, 0.0), beat
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 class DriverBeacon(Callback):
@@ -53,6 +72,8 @@ class DriverBeacon(Callback):
         self.experiment = experiment
         self.period_s = period_s
         self._started = time.time()
+        self._first: float | None = None
+        self._before_s = 0.0
         self._last = 0.0
         self._loc: Location | None = None
 
@@ -68,10 +89,13 @@ class DriverBeacon(Callback):
         self._last = now
         if self._loc is None:
             self._loc = locate(self.experiment)
-        _write(self._loc, _record("running", self._started))
+        _write(self._loc, _record("running", self._started, self._first, self._before_s))
 
     def setup(self, **info) -> None:
         self._started = time.time()
+        self._loc = locate(self.experiment)
+        earlier = times(read(self._loc))
+        self._first, self._before_s = earlier[:2] if earlier else (None, 0.0)
         self.beat(force=True)
 
     def on_step_end(self, iteration, trials, **info) -> None:
@@ -82,7 +106,12 @@ def mark_stopped(experiment: str) -> None:
     """Record that the driver of ``experiment`` (a path or URI) has stopped."""
     loc = locate(experiment)
     previous = read(loc) or {}
-    record = _record("stopped", previous.get("started", time.time()))
+    record = _record(
+        "stopped",
+        previous.get("started", time.time()),
+        previous.get("first_started"),
+        previous.get("before_s", 0.0),
+    )
     _write(loc, record)
 
 

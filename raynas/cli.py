@@ -4,7 +4,8 @@ check-cluster.
 Exit codes: 0 when every trial finished; 2 for a user error (bad experiment file, unknown
 names, missing folders, unreachable storage or cluster), one line on stderr; 3 when the run
 finished but some trials errored (they are named with their error files); 130 when the run was
-interrupted (the resume command is printed). Bugs keep their traceback. Every command that
+interrupted by Ctrl-C (143 by SIGTERM, 129 by SIGHUP: the state is saved and the resume
+command printed). Bugs keep their traceback. Every command that
 takes an experiment folder also takes its URI (``s3://bucket/raynas/<name>``). Heavy imports
 (Ray, torch) happen after argument parsing.
 """
@@ -41,7 +42,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config key, e.g. --set num_samples=50 --set searcher.options.seed=3",
     )
-    r.add_argument("-q", "--quiet", action="store_true", help="no Tune progress tables")
+    r.add_argument(
+        "--restart",
+        action="store_true",
+        help="if the experiment folder already holds a run, move it aside "
+        "(<name>.old-<time>, nothing is deleted) and start over",
+    )
+    loud = r.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="print only the final summary")
+    loud.add_argument(
+        "-v", "--verbose", action="store_true", help="Tune's progress tables and messages"
+    )
 
     s = sub.add_parser(
         "resume",
@@ -129,6 +140,15 @@ def _fail(message: str) -> int:
     return EXIT_USER_ERROR
 
 
+def interrupted_code() -> int:
+    """Exit code of an interrupted run: 128 + the signal that stopped it (Ctrl-C: 130,
+    SIGTERM: 143, SIGHUP: 129), 130 when no signal did."""
+    from raynas import stop
+
+    signum = stop.received()
+    return 128 + signum if signum else EXIT_INTERRUPTED
+
+
 def _local_ray_env(address: str | None) -> None:
     # An embedded local Ray binds to loopback only; must be set before Ray is imported.
     if not address or address.split(":")[0] in ("127.0.0.1", "localhost"):
@@ -143,13 +163,14 @@ def _finish(location: str) -> int:
     shown = summary.location or location
     print(results.format_report(summary, top=5))
     finished = summary.states.get("TERMINATED", 0) + summary.states.get("ERROR", 0)
-    if finished < summary.config.num_samples and not summary.config.time_budget_s:
+    expected = results.expected_trials(summary.config)
+    if finished < expected and not summary.config.time_budget_s:
         print(
-            f"\ninterrupted: {finished} of {summary.config.num_samples} trials finished; "
+            f"\ninterrupted: {finished} of {expected} trials finished; "
             f"continue with: raynas resume {shown}",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        return interrupted_code()
     errored = summary.states.get("ERROR", 0)
     try:
         top = results.best(summary)
@@ -181,13 +202,37 @@ def run_overrides(sets: list[str], name: str | None, storage_path: str | None) -
     return overrides
 
 
+def _restart_command(args: argparse.Namespace) -> str:
+    """The ``raynas run`` command line the user typed, with ``--restart`` added."""
+    import shlex
+
+    words = ["raynas", "run", args.file]
+    for flag, value in (
+        ("--address", args.address),
+        ("--name", args.name),
+        ("--storage-path", args.storage_path),
+    ):
+        if value:
+            words += [flag, value]
+    for text in args.set:
+        words += ["--set", text]
+    words += ["--restart"] + (["-q"] if args.quiet else []) + (["-v"] if args.verbose else [])
+    return shlex.join(words)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     _local_ray_env(args.address)
     from raynas import config as cfgmod
     from raynas import experiment
 
     cfg = cfgmod.load(args.file, run_overrides(args.set, args.name, args.storage_path))
-    experiment.run(cfg, address=args.address, verbose=0 if args.quiet else 1)
+    experiment.run(
+        cfg,
+        address=args.address,
+        verbose=0 if args.quiet else 2 if args.verbose else 1,
+        restart=args.restart,
+        restart_hint=f"`{_restart_command(args)}`",
+    )
     return _finish(experiment.experiment_location(cfg).uri)
 
 

@@ -107,14 +107,22 @@ class Splits:
 
 def _find_cifar_dir(name: str, root: str | os.PathLike | None) -> Path:
     info = _CIFAR[name]
+    from_env = root is None
     if root is None:
         root = os.environ.get(ENV_ROOT)
         if not root:
             raise DatasetError(
-                f"{name}: no data folder given; pass root=... or set ${ENV_ROOT} "
-                f"(a folder holding {info['folder']}/)"
+                f"{name}: no data folder given; set ${ENV_ROOT} or the option root to a folder "
+                f"holding {info['folder']}/"
             )
     root = Path(root).expanduser()
+    if not root.is_dir():
+        where = f"${ENV_ROOT}" if from_env else "root"
+        raise DatasetError(
+            f"{name}: data folder {root} ({where}) "
+            f"{'is not a folder' if root.exists() else 'does not exist'}; it should hold "
+            f"{info['folder']}/ (the official python version)"
+        )
     for candidate in (root, root / info["folder"], root / "cifar-10-mini" / info["folder"]):
         if candidate.is_dir() and any((candidate / f).is_file() for f in info["test"]):
             return candidate
@@ -137,6 +145,8 @@ def _read_batches(
                 batch = pickle.load(fh, encoding="latin1")
             data = np.asarray(batch["data"], dtype=np.uint8)
             labels = np.asarray(batch[label_key], dtype=np.int64)
+        except OSError as e:
+            raise DatasetError(f"cannot read dataset file {path}: {e.strerror or e}") from None
         except Exception as e:  # noqa: BLE001 - any unpickling failure means a corrupt file
             raise DatasetError(f"corrupt dataset file {path}: {type(e).__name__}: {e}") from None
         if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
@@ -151,6 +161,22 @@ def _read_batches(
     if not xs:
         raise DatasetError(f"none of {', '.join(files)} found in {folder}")
     return np.concatenate(xs), np.concatenate(ys)
+
+
+def check(name: str, root: str | os.PathLike | None = None) -> None:
+    """Check that dataset ``name`` can be loaded from ``root`` without loading it for a run.
+
+    For CIFAR: the folder is found (``root`` or ``$RAYNAS_DATA``), and every batch file present
+    is read and validated, so a missing folder, an unreadable or truncated file fails here,
+    named, before any trial starts. ``digits`` and ``synthetic`` need nothing.
+
+    Raises:
+        DatasetError: unknown name, missing folder or files, corrupt file.
+    """
+    if name not in NAMES:
+        raise DatasetError(f"unknown dataset {name!r}; choose one of: {', '.join(NAMES)}")
+    if name in _CIFAR:
+        _load_cifar(name, root, download=False)
 
 
 def _download_cifar(name: str, root: str | os.PathLike | None) -> None:

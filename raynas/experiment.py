@@ -97,7 +97,100 @@ def build(config: ExperimentConfig) -> Parts:
         trainable = trainables.make(config.trainable.name, space, **config.trainable.options)
     except (TypeError, ValueError) as e:
         raise _component_error("trainable", config.trainable.name, e) from None
+    check_metrics(config, space)
     return Parts(config, space, searcher, scheduler, trainable)
+
+
+def check_metrics(config: ExperimentConfig, space: Any) -> None:
+    """ConfigError when ``metric`` (or a searcher objective) is not a metric the trainable
+    reports, listing the ones it does."""
+    from raynas import trainables
+
+    name = config.trainable.name
+    try:
+        reported = trainables.metrics(name, space, **config.trainable.options)
+    except (TypeError, ValueError, OSError) as e:
+        raise _component_error("trainable", name, e) from None
+    wanted = {"metric": config.metric}
+    objectives = config.searcher.options.get("objectives")
+    if isinstance(objectives, dict):
+        wanted.update({f"searcher objective {k!r}": k for k in objectives})
+    for what, metric in wanted.items():
+        if metric not in reported:
+            shown = f"metric {metric!r}" if what == "metric" else what
+            raise ConfigError(
+                f"{shown} is not reported by trainable {name!r}; it reports: {', '.join(reported)}"
+            )
+
+
+def _datasets(parts: Parts) -> list[tuple[str, str, str | None]]:
+    """``(who, dataset, root)`` for each dataset the experiment reads: the trainable's, and
+    the searcher's proxy seeding batch (``proxy_seed``)."""
+    from raynas import trainables
+
+    cfg = parts.config
+    found = []
+    needed = trainables.dataset(cfg.trainable.name, **cfg.trainable.options)
+    if needed is not None:
+        found.append((f"trainable {cfg.trainable.name!r}", "trainable.options.root", *needed))
+    searcher = getattr(parts.searcher, "searcher", parts.searcher)  # a ConcurrencyLimiter's
+    seed = getattr(searcher, "proxy_seed", None)
+    if seed is not None and getattr(seed, "dataset", None):
+        who = f"searcher {cfg.searcher.name!r} proxy_seed"
+        found.append((who, "searcher.options.proxy_seed.root", seed.dataset, seed.root))
+    return found
+
+
+def check_data(parts: Parts, address: str | None) -> None:
+    """ConfigError when a dataset the experiment reads cannot be read here (folder missing, a
+    file unreadable or corrupt, named). Skipped on a cluster (``address``): the trials read
+    the data on their own nodes, which may hold it where the driver does not."""
+    if address:
+        return
+    for who, key, name, root in _datasets(parts):
+        from raynas import data  # torch: only when a dataset is read
+
+        try:
+            data.check(name, root)
+        except data.DatasetError as e:
+            hint = f" (--set {key}=PATH)" if "no data folder given" in str(e) else ""
+            raise ConfigError(f"{who}: {e}{hint}") from None
+
+
+def machine_resources() -> dict[str, float]:
+    """CPUs and GPUs an embedded local Ray would see on this machine (Ray's own detection)."""
+    from ray._private import accelerators, utils
+
+    try:
+        gpus = accelerators.get_accelerator_manager_for_resource(
+            "GPU"
+        ).get_current_node_num_accelerators()
+    except Exception:  # noqa: BLE001 - no driver/library: Ray itself would find none
+        gpus = 0
+    return {"cpu": float(utils.get_num_cpus()), "gpu": float(gpus)}
+
+
+def check_resources(config: ExperimentConfig, address: str | None) -> None:
+    """ConfigError when a trial of a local run asks for more CPUs or GPUs than this machine
+    has (the trial would wait forever). On a cluster (``address``) an autoscaler may add
+    nodes, so ``raynas.resource_watch`` warns instead."""
+    if address:
+        return
+    have = machine_resources()
+    asked = {"cpu": config.resources.cpu, "gpu": config.resources.gpu}
+    for kind in ("gpu", "cpu"):
+        if asked[kind] > have[kind]:
+            raise ConfigError(
+                f"resources.{kind}={asked[kind]:g} per trial, but this machine has "
+                f"{have[kind]:g} {kind.upper()}(s), so no trial could ever start; lower "
+                f"resources.{kind} or run on a cluster with --address"
+            )
+
+
+def preflight(parts: Parts, address: str | None) -> None:
+    """Every check that needs no Ray: data, resources (the metric is checked by ``build``)."""
+    check_data(parts, address)
+    check_resources(parts.config, address)
 
 
 def trial_dirname(trial) -> str:
@@ -253,7 +346,22 @@ def _with_resources(parts: Parts):
     return tune.with_resources(parts.trainable, {"cpu": res.cpu, "gpu": res.gpu})
 
 
-def _callbacks(parts: Parts, loc: Location) -> list:
+def _progress(parts: Parts):
+    """The status-line callback for ``parts`` (``raynas.progress.Progress``)."""
+    from raynas import trainables
+    from raynas.progress import Progress
+
+    cfg = parts.config
+    try:
+        epochs = trainables.resolved_options(cfg.trainable.name, cfg.trainable.options).get(
+            "epochs"
+        )
+    except (TypeError, ValueError):
+        epochs = None
+    return Progress(cfg.metric, cfg.mode, epochs=epochs if isinstance(epochs, int) else None)
+
+
+def _callbacks(parts: Parts, loc: Location, verbose: int = 1) -> list:
     from raynas.beacon import DriverBeacon
     from raynas.loggers import result_loggers
     from raynas.plots import categorical_choices
@@ -284,6 +392,7 @@ def _callbacks(parts: Parts, loc: Location) -> list:
             local, cfg.metric, cfg.mode, label=f"{cfg.name} ({cfg.searcher.name})", choices=choices
         ),
         DriverBeacon(loc.uri),
+        *([_progress(parts)] if verbose == 1 else []),
     ]
 
 
@@ -326,36 +435,121 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         raise ConfigError(f"cannot reach the Ray cluster at {address!r}: {e}") from None
 
 
-def run(config: ExperimentConfig, address: str | None = None, verbose: int = 1):
-    """Run the experiment to completion and return Tune's ``ResultGrid``.
+def finished_trials(folder: Path) -> int:
+    """Trials of the experiment folder ``folder`` that reported at least one result."""
+    return sum(1 for f in folder.glob("*/result.json") if f.stat().st_size > 0)
+
+
+def move_aside(folder: Path) -> Path:
+    """Rename the experiment folder ``folder`` to ``<folder>.old-<YYYYmmdd-HHMMSS>`` (nothing
+    is deleted) and return the new path."""
+    import time
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = folder.with_name(f"{folder.name}.old-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = folder.with_name(f"{folder.name}.old-{stamp}-{n}")
+    try:
+        folder.rename(target)
+    except OSError as e:
+        raise ConfigError(f"cannot move {folder} aside to {target}: {e.strerror or e}") from None
+    return target
+
+
+def _taken(loc: Location, restart_hint: str) -> ConfigError:
+    """The error for a run whose experiment folder already holds an experiment."""
+    local = loc.local_path()
+    if local is not None and finished_trials(local) == 0:
+        what = "holds a run that stopped before any trial finished"
+    else:
+        what = "already holds an experiment"
+    return ConfigError(
+        f"experiment folder {loc.shown} {what}; continue it with `raynas resume {loc.shown}`, "
+        f"start over with {restart_hint} (moves the old folder aside, nothing is deleted) or "
+        "choose another --name"
+    )
+
+
+def prepare_folder(loc: Location, restart: bool, restart_hint: str = "--restart") -> None:
+    """Make the experiment folder ready for a new run.
+
+    Args:
+        loc: the experiment folder.
+        restart: move a folder that already holds an experiment aside (local folders only).
+        restart_hint: how the user asks for a restart, for the error message.
 
     Raises:
-        ConfigError: bad config, or the experiment folder already holds an experiment.
+        ConfigError: the folder holds an experiment (and ``restart`` is false, or it is at a
+            URI), or a file is in the way.
+    """
+    from raynas.recovery import has_saved_state, start_over
+
+    local = loc.local_path()
+    if local is not None and local.exists() and not local.is_dir():
+        raise ConfigError(f"experiment folder {loc.shown} is a file, not a folder")
+    if holds_experiment(loc) or (local is not None and has_saved_state(local)):
+        if not restart:
+            raise _taken(loc, restart_hint)
+        if local is None:
+            raise ConfigError(
+                f"--restart moves local folders only; {loc.shown} is at a URI: choose "
+                "another --name"
+            )
+        moved = move_aside(local)
+        log.warning("moved the old experiment folder aside to %s", moved)
+    elif local is not None and local.is_dir():
+        start_over(local)  # what a driver killed before Tune's first save left
+        # its driver beacon too: the new run's times (report's wall time) start afresh
+        from raynas.beacon import BEACON_FILE
+
+        (local / BEACON_FILE).unlink(missing_ok=True)
+
+
+def run(
+    config: ExperimentConfig,
+    address: str | None = None,
+    verbose: int = 1,
+    restart: bool = False,
+    restart_hint: str = "--restart",
+):
+    """Run the experiment to completion and return Tune's ``ResultGrid``.
+
+    Args:
+        config: the experiment.
+        address: a Ray cluster to connect to; None starts an embedded local Ray.
+        verbose: 0: only the final summary; 1: raynas's status line
+            (``raynas.progress``); 2: Tune's progress tables.
+        restart: move an experiment folder that already holds an experiment aside first.
+        restart_hint: the command that restarts, quoted in the error without ``restart``.
+
+    Raises:
+        ConfigError: bad config, a pre-flight check failed, or the experiment folder already
+            holds an experiment (without ``restart``).
     """
     from ray import tune
     from ray.tune.search import Searcher
 
-    from raynas.recovery import has_saved_state, start_over
-
     parts = build(config)
+    preflight(parts, address)
     root = storage_path(config)
     loc = experiment_location(config)
-    local = loc.local_path()
     if address:
         check_reachable(address)
-    if holds_experiment(loc) or (local is not None and has_saved_state(local)):
-        raise ConfigError(
-            f"experiment folder {loc.shown} already holds an experiment; "
-            f"continue it with `raynas resume {loc.shown}` or choose another --name"
-        )
+    if loc.is_local:
+        storage.check_writable(storage.locate(root))
+    if verbose < 2:
+        from raynas.progress import quiet_tune
+
+        quiet_tune()
     if storage.has_secret(root):
         log.warning(
             "the storage URI carries credentials; raynas masks them in what it writes and "
             "prints, but Tune keeps the URI in its own state files: prefer the environment "
             "(AWS_ACCESS_KEY_ID, ...) or an instance role"
         )
-    if local is not None and local.is_dir():
-        start_over(local)  # what a driver killed before Tune's first save left
+    prepare_folder(loc, restart, restart_hint)
     write_config(loc, config)
     init_ray(address)
     check_shared_storage(loc)
@@ -384,24 +578,41 @@ def run(config: ExperimentConfig, address: str | None = None, verbose: int = 1):
         run_config=tune.RunConfig(
             name=config.name,
             storage_path=root,
-            callbacks=_callbacks(parts, loc),
+            callbacks=_callbacks(parts, loc, verbose),
             failure_config=tune.FailureConfig(max_failures=config.max_failures),
             # Trial folders (TensorBoard files, DARTS alpha images) reach the storage path
             # from every node of a cluster, not only checkpoints.
             sync_config=tune.SyncConfig(sync_artifacts=True),
-            verbose=verbose,
+            verbose=1 if verbose >= 2 else 0,
         ),
     )
-    return _fit(tuner, loc)
+    return _fit(tuner, loc, quiet=verbose < 2)
 
 
-def _fit(tuner, loc: Location):
-    """``tuner.fit()``, the driver's beacon marked stopped however it ends."""
+def _fit(tuner, loc: Location, quiet: bool = True):
+    """``tuner.fit()``, the driver's beacon marked stopped however it ends; SIGTERM and SIGHUP
+    stop it as Ctrl-C does (``raynas.stop``); ``quiet``: Tune's messages that raynas says
+    itself are left out (``raynas.progress.quiet_tune``)."""
+    from raynas import stop
     from raynas.beacon import mark_stopped
+    from raynas.progress import quiet_tune
 
+    saved = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    if quiet:
+        quiet_tune()
+        # Tune's new output prints its configuration table and hints (`Tuner.restore`,
+        # `tensorboard --logdir /tmp/ray/...`) even at verbosity 0; its older one prints
+        # nothing at 0.
+        os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
     try:
-        return tuner.fit()
+        with stop.graceful():
+            return tuner.fit()
     finally:
+        if quiet:
+            if saved is None:
+                os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+            else:
+                os.environ["RAY_AIR_NEW_OUTPUT"] = saved
         mark_stopped(loc.uri)
 
 
@@ -470,6 +681,7 @@ def resume(path: str | Path, address: str | None = None, verbose: int = 1):
     if local is not None:
         check_private(local)
     parts = build(config)
+    preflight(parts, address)
     # Before Tune, which would restart on a damaged state: the state rebuilt from the crash
     # record (a local folder), else the last good copy of Tune's own files.
     recovered = None
@@ -493,6 +705,9 @@ def resume(path: str | Path, address: str | None = None, verbose: int = 1):
         raise ConfigError(f"{loc.shown} has no Tune experiment state to resume from{hint}")
     if address:
         check_reachable(address)
+    from raynas.progress import quiet_tune
+
+    quiet_tune()
     init_ray(address)
     check_shared_storage(loc)
     _tensorboardx_without_torch()

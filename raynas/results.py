@@ -20,7 +20,8 @@ import pandas as pd
 
 from raynas import storage
 from raynas.config import ConfigError, ExperimentConfig
-from raynas.experiment import load_experiment_config
+from raynas.experiment import CONFIG_FILE, load_experiment_config
+from raynas.progress import format_duration, format_value
 
 
 @dataclass
@@ -28,11 +29,13 @@ class Summary:
     config: ExperimentConfig
     trials: pd.DataFrame  # one row per trial: trial_id, status, config/*, last metrics
     states: Counter
-    wall_s: float
+    wall_s: float  # first driver start (else first trial start) to the last result
     path: Path | None = None
     #: The experiment folder as the user named it (a URI's secrets masked); ``path`` is the
     #: local folder read (the mirror of a URI).
     location: str | None = None
+    #: Seconds the experiment's drivers ran, over all runs and resumes (None: not recorded).
+    active_s: float | None = None
     #: trial id -> the trial's folder, relative to ``path``.
     trial_dirs: dict[str, str] = field(default_factory=dict)
 
@@ -137,8 +140,22 @@ def load(path: str | Path) -> Summary:
             starts.append(float(result["timestamp"]) - float(result["time_total_s"]))
     trials = pd.DataFrame(rows)
     states = Counter(trials["status"]) if len(trials) else Counter()
+    from raynas import beacon
+
     wall = (max(ends) - min(starts)) if ends else 0.0
-    return Summary(config, trials, states, wall, local, loc.shown, trial_dirs)
+    active = None
+    driver = beacon.times(beacon.read(loc))
+    if driver is not None:
+        first, active, beat = driver
+        try:  # `raynas run` writes raynas.yaml just before it starts Ray
+            written = loc.info(CONFIG_FILE).mtime
+            first = min(first, written.timestamp()) if written is not None else first
+        except OSError:
+            pass
+        wall = max(wall, (max(ends) if ends else beat) - first)
+    return Summary(
+        config, trials, states, wall, local, loc.shown, trial_dirs=trial_dirs, active_s=active
+    )
 
 
 def _journaled_endings(loc, local: Path) -> dict[str, tuple[str, str]]:
@@ -192,12 +209,36 @@ def _last_line(file: Path) -> str | None:
     return lines[-1].strip()[:300] if lines else None
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return (
-            "nan" if math.isnan(value) else f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
-        )
-    return str(value)
+_fmt = format_value  # the one way numbers are shown (4 significant digits)
+
+
+def expected_trials(config: ExperimentConfig) -> int:
+    """Trials the experiment runs: ``num_samples`` times the trainable's grid (darts sweep)."""
+    from raynas import trainables
+
+    return config.num_samples * trainables.grid_size(
+        config.trainable.name, **config.trainable.options
+    )
+
+
+def format_trial_count(summary: Summary) -> str:
+    """``12 of num_samples=12``, or ``2 of 2 = num_samples 1 x 2 grid values`` for a sweep."""
+    cfg = summary.config
+    n = sum(summary.states.values())
+    total = expected_trials(cfg)
+    if total == cfg.num_samples:
+        return f"{n} of num_samples={cfg.num_samples}"
+    grid = total // cfg.num_samples
+    return f"{n} of {total} = num_samples {cfg.num_samples} x {grid} grid values"
+
+
+def format_wall_time(summary: Summary) -> str:
+    """``41s`` (from ``raynas run``'s start, Ray's start-up included, to the last result, or
+    to the last driver beat before any result), with the time the drivers ran when known."""
+    text = f"{format_duration(summary.wall_s)} (first start to last result)"
+    if summary.active_s is not None:
+        text += f", drivers running {format_duration(summary.active_s)}"
+    return text
 
 
 def format_report(summary: Summary, top: int = 10) -> str:
@@ -206,9 +247,9 @@ def format_report(summary: Summary, top: int = 10) -> str:
     lines = [
         f"experiment: {cfg.name}   space: {cfg.space.name}   searcher: {cfg.searcher.name}   "
         f"scheduler: {cfg.scheduler.name}   trainable: {cfg.trainable.name}",
-        f"trials: {sum(summary.states.values())} of num_samples={cfg.num_samples}   "
+        f"trials: {format_trial_count(summary)}   "
         + "   ".join(f"{s.lower()}: {n}" for s, n in sorted(summary.states.items())),
-        f"wall time: {summary.wall_s:.1f} s",
+        f"wall time: {format_wall_time(summary)}",
         "",
         f"top {top} architectures by {cfg.metric} ({cfg.mode}; trials: how many evaluated it):",
     ]

@@ -46,7 +46,8 @@ class Status:
         unfinished = sum(
             n for s, n in self.summary.states.items() if s not in ("TERMINATED", "ERROR")
         )
-        if self.finished >= cfg.num_samples and not unfinished and self.driver != "running":
+        total = results.expected_trials(cfg)
+        if self.finished >= total and not unfinished and self.driver != "running":
             return "finished"
         if self.driver is not None:
             return "running" if self.driver == "running" else "not running"
@@ -144,10 +145,11 @@ def format_status(status: Status) -> str:
     order = ("TERMINATED", "RUNNING", "PENDING", "PAUSED", "ERROR")
     shown = [f"{k.lower()} {states[k]}" for k in order if states.get(k)]
     shown += [f"{k.lower()} {n}" for k, n in sorted(states.items()) if k not in order]
-    lines.append(f"trials: {status.finished} of {cfg.num_samples} finished   " + "   ".join(shown))
+    total = results.expected_trials(cfg)
+    lines.append(f"trials: {status.finished} of {total} finished   " + "   ".join(shown))
     if s.wall_s > 0 and status.finished:
         rate = status.finished / s.wall_s * 60
-        left = cfg.num_samples - status.finished
+        left = total - status.finished
         eta = (
             f"   ~{_seconds(left / rate * 60)} left"
             if left > 0 and status.state == "running"

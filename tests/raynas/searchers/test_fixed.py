@@ -180,16 +180,10 @@ def test_export_json_and_experiment_folder_give_the_best_architecture(fixed_run,
 
 @pytest.mark.slow
 def test_experiment_without_a_finished_trial_is_refused(ray_address, tmp_path):
-    # Every trial fails (no CIFAR-10 folder there): no finished trial to take an arch from.
-    folder = _run_experiment(
-        tmp_path,
-        "failed",
-        num_samples=1,
-        trainable={
-            "name": "train",
-            "options": {"dataset": "cifar10", "root": str(tmp_path / "none"), "epochs": 1},
-        },
-    )
+    # Every trial fails (the curves trainable has no stored curve for the random
+    # searcher's architecture): no finished trial to take an arch from. (A missing data
+    # folder is refused before Ray starts.)
+    folder = _run_experiment(tmp_path, "failed", num_samples=1, trainable="curves", max_failures=0)
     assert results.load(folder).states == {"ERROR": 1}
     with pytest.raises(ValueError, match=r"has no finished trial \(error: 1\).*raynas resume"):
         _fixed("nb201", [str(folder)])
