@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from raynas import config, experiment
     from raynas import data as datamod
     from raynas.hardware import measure_latency
-    from raynas.searchers.evolution import SpaceConstraint
+    from raynas.searchers.constraints import SpaceConstraint
 
     storage = args.storage_path or tempfile.mkdtemp(prefix="latency-search-")
     overrides = [f"storage_path={storage}", *args.set]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
@@ -39,3 +40,14 @@ def check_int(name: str, value: Any, minimum: int) -> None:
     """ValueError naming ``name`` unless ``value`` is an integer >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def is_real(value: Any) -> bool:
+    """Whether ``value`` is a finite int or float (not a bool)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_positive(name: str, value: Any) -> None:
+    """ValueError naming ``name`` unless ``value`` is a finite number > 0."""
+    if not is_real(value) or not value > 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")

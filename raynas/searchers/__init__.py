@@ -1,8 +1,11 @@
 """Search algorithms by name: ``make(name, space, metric, mode, seed, **options)``.
 
-Each entry is a factory returning a Ray Tune ``Searcher`` or search algorithm; peers
-(random, optuna, hyperopt) are Tune's own integrations, raynas's own searchers live in this
-package, one module each. Imports are lazy so listing names imports nothing heavy.
+raynas's own searchers (this package, one module each) are registered as their classes:
+``make`` checks the options against the class's ``__init__`` and calls it with them, so a
+searcher's options are stated once, in its constructor. The peers (random, optuna, hyperopt)
+are Tune's own integrations, registered as factories that adapt Tune's classes (seeded
+samplers, option names), and ``fixed`` as a factory that resolves the architectures it runs.
+Imports are lazy so listing names imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -14,15 +17,15 @@ from typing import Any
 from raynas.registry import check_options, resolve
 from search_spaces.base import SearchSpace
 
-# name -> "module:factory"
+# name -> "module:class" (raynas's searchers) or "module:factory" (Tune's, and ``fixed``)
 _REGISTRY: dict[str, str] = {
     "random": "raynas.searchers.peers:make_random",
     "optuna": "raynas.searchers.peers:make_optuna",
     "hyperopt": "raynas.searchers.peers:make_hyperopt",
-    "evolution": "raynas.searchers.evolution:make_evolution",
-    "reinforce": "raynas.searchers.reinforce:make_reinforce",
-    "local": "raynas.searchers.local:make_local",
-    "bananas": "raynas.searchers.bananas:make_bananas",
+    "evolution": "raynas.searchers.evolution:EvolutionSearcher",
+    "reinforce": "raynas.searchers.reinforce:ReinforceSearcher",
+    "local": "raynas.searchers.local:LocalSearcher",
+    "bananas": "raynas.searchers.bananas:BananasSearcher",
     "fixed": "raynas.searchers.fixed:make_fixed",
 }
 
@@ -35,7 +38,10 @@ def names() -> list[str]:
 
 
 def factory(name: str) -> Callable[..., Any]:
-    """The factory registered under ``name``; ValueError listing valid names otherwise."""
+    """The class or factory registered under ``name``; ValueError listing valid names otherwise.
+
+    Either is called as ``factory(name)(space=..., metric=..., mode=..., seed=..., **options)``.
+    """
     return resolve("searcher", name, _REGISTRY)
 
 
@@ -63,9 +69,8 @@ def make(
     Raises:
         ValueError: unknown name or option.
     """
-    make_fn = factory(name)
-    check_options("searcher", name, make_fn, options, reserved=_COMMON)
-    params = inspect.signature(make_fn).parameters
-    if "max_concurrent" in params:
+    build = factory(name)
+    check_options("searcher", name, build, options, reserved=_COMMON)
+    if "max_concurrent" in inspect.signature(build).parameters:
         options["max_concurrent"] = max_concurrent
-    return make_fn(space=space, metric=metric, mode=mode, seed=seed, **options)
+    return build(space=space, metric=metric, mode=mode, seed=seed, **options)

@@ -497,50 +497,5 @@ def _rename(message: str) -> str:
     return message
 
 
-def make_bananas(
-    space: Any,
-    metric: str | None,
-    mode: str | None,
-    seed: int | None,
-    points_to_evaluate: list[dict] | None = None,
-    n_init: int = 10,
-    encoding: str = "auto",
-    ensemble_size: int = 5,
-    hidden_size: int = 32,
-    num_layers: int = 2,
-    epochs: int = 100,
-    lr: float = 0.01,
-    retrain_every: int = 5,
-    acquisition: str = "its",
-    ucb_beta: float = 1.0,
-    num_parents: int = 1,
-    num_candidates: int = 100,
-    random_candidates: int = 0,
-    patience: int | None = 10,
-    zero_cost: Mapping[str, Any] | None = None,
-    proxy_seed: Mapping[str, Any] | None = None,
-) -> BananasSearcher:
-    """Predictor-guided search (see ``BananasSearcher`` for the options)."""
-    return BananasSearcher(
-        space,
-        metric=metric,
-        mode=mode,
-        seed=seed,
-        points_to_evaluate=points_to_evaluate,
-        n_init=n_init,
-        encoding=encoding,
-        ensemble_size=ensemble_size,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        epochs=epochs,
-        lr=lr,
-        retrain_every=retrain_every,
-        acquisition=acquisition,
-        ucb_beta=ucb_beta,
-        num_parents=num_parents,
-        num_candidates=num_candidates,
-        random_candidates=random_candidates,
-        patience=patience,
-        zero_cost=zero_cost,
-        proxy_seed=proxy_seed,
-    )
+#: Old name of the ``bananas`` registry entry (the class takes the same options).
+make_bananas = BananasSearcher

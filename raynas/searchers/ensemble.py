@@ -10,7 +10,7 @@ resample of the data; the spread of their predictions is the ensemble's uncertai
 Training is full-batch Adam on the mean squared error of standardised targets for ``epochs``
 steps, from scratch at every ``fit``. Everything random comes from the ``torch.Generator``
 passed in; torch's global RNG is never drawn from. Training and prediction run on the CPU on
-one intra-op thread (the ops are tiny; see ``raynas.searchers.reinforce.single_thread``).
+one intra-op thread (the ops are tiny; see ``raynas.torch_state.single_thread``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from raynas.registry import check_int
-from raynas.searchers.reinforce import single_thread
+from raynas.torch_state import single_thread
 
 
 class MLPEnsemble:

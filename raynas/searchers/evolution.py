@@ -31,25 +31,9 @@
    join.
 
 Constraints are checked on every proposed config before it is suggested (``constraint``):
-either a callable ``config -> bool`` (picklable, e.g. a module-level function, if the searcher
-is saved by a Tuner) or bounds on quantities the space computes from a config without
-training (``raynas.searchers.quantities``):
-
-- nb201: ``{"params_m": {"max": 1.5}, "flops_m": {"min": 50}}`` (``params_m``/``flops_m`` of
-  the network with the space's C and N, as ``raynas.benchmarks.nb201.params_and_macs`` counts
-  them; an optional ``"dataset"`` entry, default cifar10, sets its classes and input
-  resolution as the table trainable does).
-- mobilenetv3: ``{"latency_ms": {"max": 5}, "latency_table": {...}}``, the end-to-end latency
-  predicted by the per-device ``raynas.hardware.LatencyTable`` without building the subnet.
-  ``latency_table`` holds ``LatencyTable.build`` options: ``device`` (cpu), ``batch_size`` (1),
-  ``threads`` (1), ``resolution``/``width_mult`` (the space's), ``num_classes`` (10),
-  ``cache_dir`` (``$RAYNAS_LATENCY_CACHE`` or ``~/.cache/raynas/latency``), ``clock``,
-  ``rebuild`` and the measuring effort (``probes``, ``repeats``, ``rounds``, ...). The table is
-  measured on the first check, in the driver process, and cached on disk per device key (later
-  runs on that machine read it); a pickled searcher carries its table, a searcher restored
-  from its saved state (``raynas resume``) reads the cached file again. Match the trainable
-  (``train`` with ``latency: true``: same device, threads, batch 1, dataset image size and
-  classes) to compare prediction and measurement.
+a callable ``config -> bool`` or bounds on quantities the space computes from a config without
+training, e.g. ``{"params_m": {"max": 1.5}}`` for nb201 or ``{"latency_ms": {"max": 5}}`` for
+mobilenetv3 (``raynas.searchers.constraints``).
 
 ``points_to_evaluate`` must satisfy the constraint (checked at construction, which builds a
 latency table right away).
@@ -59,10 +43,10 @@ a pool of random feasible architectures is scored by a zero-cost proxy; the ``to
 suggested first (after ``points_to_evaluate``) and, once evaluated, are members of the initial
 population like the random ones (the population is still filled up to ``population_size``).
 
-Several objectives: pass ``metric`` and ``mode`` as lists (Tune's convention, e.g.
-``metric=["val_acc", "params_m"], mode=["max", "min"]``), or, from an experiment file where
-``metric``/``mode`` are the experiment's own single metric, the searcher option
-``objectives: {val_acc: max, params_m: min}`` whose first entry must be the experiment's
+Several objectives (``raynas.searchers.objectives``): pass ``metric`` and ``mode`` as lists
+(Tune's convention, e.g. ``metric=["val_acc", "params_m"], mode=["max", "min"]``), or, from an
+experiment file where ``metric``/``mode`` are the experiment's own single metric, the searcher
+option ``objectives: {val_acc: max, params_m: min}`` whose first entry must be the experiment's
 ``metric``/``mode`` (the one Tune's ``TuneConfig`` sorts results by). ``pareto_front()``
 returns the non-dominated completed trials. Any reported metric can be an objective, e.g.
 ``{val_acc: max, latency_ms: min}`` with the train trainable's ``latency: true`` (measured
@@ -76,14 +60,17 @@ the oldest member out. ``benchmarks/nb201_searchers.py`` compares them with the 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from raynas.pareto import crowding_distances, nondominated_ranks
+from raynas.pareto import nondominated_ranks  # noqa: F401  (old import path)
 from raynas.registry import check_int
-from raynas.searchers import moves, quantities
+from raynas.searchers import moves
+from raynas.searchers import objectives as mo
 from raynas.searchers.base import ENUMERATE_MAX, NASSearcher
+from raynas.searchers.constraints import Constraint, SpaceConstraint, make_constraint
+
+__all__ = ["REPLACEMENTS", "EvolutionSearcher", "SpaceConstraint", "make_evolution"]
 
 log = logging.getLogger(__name__)
 
@@ -93,79 +80,6 @@ _TRIES_PER_STEP = 4
 _WALK_TRIES = 32
 #: Most entries of the arch-key cache.
 _KEY_CACHE_MAX = ENUMERATE_MAX
-
-
-# ------------------------------------------------------------------------------ constraints
-class SpaceConstraint:
-    """Bounds on quantities computed from a config by the raynas space (picklable).
-
-    Args:
-        space: the raynas search space (its ``name`` selects the quantities, see
-            ``raynas.searchers.quantities``).
-        spec: ``{quantity: {"min": a, "max": b}}`` (either bound optional), plus the
-            quantities' options: ``"dataset"`` (nb201: cifar10 | cifar100 | imagenet16-120,
-            default cifar10), ``"latency_table"`` (mobilenetv3: ``LatencyTable.build``
-            options for ``latency_ms``).
-    """
-
-    def __init__(self, space: Any, spec: Mapping[str, Any]) -> None:
-        name = getattr(space, "name", None)
-        if space is None or not quantities.names(name):
-            raise ValueError(
-                f"a constraint given as bounds needs a search space that computes quantities "
-                f"({', '.join(quantities.spaces())}), got {name!r}; pass a callable instead"
-            )
-        spec, options = quantities.split_options(space, spec)
-        self.dataset = str(options.get("dataset", "cifar10"))
-        if not spec:
-            raise ValueError("constraint needs at least one bounded quantity, got none")
-        self.bounds: dict[str, tuple[float, float]] = {}
-        self.quantities: dict[str, Callable[[Mapping[str, Any]], float]] = {}
-        for quantity, bounds in spec.items():
-            if quantity not in quantities.names(name):
-                raise ValueError(
-                    f"unknown constraint quantity {quantity!r} for space {name!r}; "
-                    f"choose from: {', '.join(quantities.names(name))}"
-                )
-            if not isinstance(bounds, Mapping) or not bounds or set(bounds) - {"min", "max"}:
-                raise ValueError(
-                    f"constraint on {quantity!r} must be a mapping with 'min' and/or 'max', "
-                    f"got {bounds!r}"
-                )
-            low = float(bounds.get("min", -math.inf))
-            high = float(bounds.get("max", math.inf))
-            if math.isnan(low) or math.isnan(high) or low > high:
-                raise ValueError(f"constraint on {quantity!r} has min > max: {bounds!r}")
-            self.bounds[quantity] = (low, high)
-            self.quantities[quantity] = quantities.make(space, quantity, options)
-        self.space = space
-
-    def values(self, config: Mapping[str, Any]) -> dict[str, float]:
-        """The constrained quantities of ``config``."""
-        return {q: fn(config) for q, fn in self.quantities.items()}
-
-    def __call__(self, config: Mapping[str, Any]) -> bool:
-        for quantity, (low, high) in self.bounds.items():
-            if not low <= self.quantities[quantity](config) <= high:
-                return False
-        return True
-
-    def __repr__(self) -> str:
-        return f"SpaceConstraint({self.bounds!r}, {list(self.quantities.values())!r})"
-
-
-def _check_objectives(metric: Any, mode: Any) -> tuple[list[str], list[str]]:
-    metrics = [metric] if isinstance(metric, str) else list(metric or [])
-    modes = [mode] if isinstance(mode, str) else list(mode or [])
-    if not metrics or not all(isinstance(m, str) and m for m in metrics):
-        raise ValueError(f"metric must be a non-empty name or list of names, got {metric!r}")
-    if len(set(metrics)) != len(metrics):
-        raise ValueError(f"metric names must be distinct, got {metrics!r}")
-    if len(modes) != len(metrics) or any(m not in ("max", "min") for m in modes):
-        raise ValueError(
-            f"mode must list 'max' or 'min' for each of the {len(metrics)} metrics, got {mode!r}"
-        )
-    return metrics, modes
 
 
 # ------------------------------------------------------------------------------- searcher
@@ -191,7 +105,10 @@ class EvolutionSearcher(NASSearcher):
         replacement: "oldest" (regularized evolution) or "worst".
         constraint: None, a callable ``config -> bool``, or bounds on quantities of the space,
             e.g. ``{"params_m": {"max": 1.5}}`` or ``{"latency_ms": {"max": 5}}`` (see
-            ``SpaceConstraint``).
+            ``raynas.searchers.constraints``).
+        objectives: several objectives from an experiment file, ``{metric: mode}`` in order,
+            e.g. ``{val_acc: max, params_m: min}``; the first must be ``metric`` and ``mode``
+            (when given). Equivalent to list-valued metric/mode.
         proxy_seed: None, or proxy-seeding options (``raynas.searchers.seeding``): the
             ``top_k`` best of a proxy-scored random pool of feasible architectures are
             suggested first (after ``points_to_evaluate``) and count towards the initial
@@ -210,9 +127,12 @@ class EvolutionSearcher(NASSearcher):
         p_crossover: float = 0.0,
         p_mutation: float | None = None,
         replacement: str = "oldest",
-        constraint: Callable[[Mapping[str, Any]], bool] | Mapping[str, Any] | None = None,
+        constraint: Constraint = None,
+        objectives: Mapping[str, str] | None = None,
         proxy_seed: Mapping[str, Any] | None = None,
     ) -> None:
+        if objectives is not None:
+            metric, mode = mo.from_mapping(objectives, metric, mode)
         check_int("population_size", population_size, 2)
         if sample_size is None:
             sample_size = population_size
@@ -230,7 +150,7 @@ class EvolutionSearcher(NASSearcher):
             )
         multi = not isinstance(metric, str | None) or not isinstance(mode, str | None)
         if multi:
-            metrics, modes = _check_objectives(metric, mode)
+            metrics, modes = mo.check_objectives(metric, mode)
             if len(metrics) == 1:
                 metric, mode, multi = metrics[0], modes[0], False
         super().__init__(
@@ -248,18 +168,7 @@ class EvolutionSearcher(NASSearcher):
         self.p_crossover = float(p_crossover)
         self.p_mutation = None if p_mutation is None else float(p_mutation)
         self.replacement = replacement
-        if constraint is None or callable(constraint):
-            self.constraint = constraint
-        elif isinstance(constraint, Mapping):
-            self.constraint = SpaceConstraint(space, constraint)
-        else:
-            raise ValueError(
-                f"constraint must be a callable or a mapping of bounds, got {constraint!r}"
-            )
-        if self.constraint is not None:
-            for i, point in enumerate(self.points_to_evaluate):
-                if not self.constraint(point):
-                    raise ValueError(f"points_to_evaluate[{i}] violates the constraint: {point}")
+        self.constraint = make_constraint(space, constraint, self.points_to_evaluate)
         # population members: [birth, config, arch_key, score]; birth orders them by age
         self.population: list[list] = []
         self.births = 0
@@ -274,7 +183,7 @@ class EvolutionSearcher(NASSearcher):
         if not isinstance(metric, str | None) or not isinstance(mode, str | None):
             if self._metric is None:
                 try:
-                    self._metric, self._mode = _check_objectives(metric, mode)
+                    self._metric, self._mode = mo.check_objectives(metric, mode)
                 except ValueError:
                     return False
             metric = mode = None
@@ -295,18 +204,7 @@ class EvolutionSearcher(NASSearcher):
         missing / not finite)."""
         if not self.multi_objective:
             return super().score(result)
-        values = []
-        for metric, mode in zip(self._metric, self._mode, strict=True):
-            if not result or metric not in result:
-                return None
-            try:
-                value = float(result[metric])
-            except (TypeError, ValueError):
-                return None
-            if not math.isfinite(value):
-                return None
-            values.append(value if mode == "max" else -value)
-        return tuple(values)
+        return mo.score(result, self._metric, self._mode)
 
     def arch_key(self, config: Mapping[str, Any]) -> str:
         if self.space is None:
@@ -385,10 +283,7 @@ class EvolutionSearcher(NASSearcher):
     def _mo_order(self) -> list[tuple[int, float]]:
         """Per population member: (non-dominated rank, -crowding distance); smaller = better."""
         if self._order_cache is None or self._order_cache[0] != self._pop_version:
-            points = [m[3] for m in self.population]
-            ranks = nondominated_ranks(points)
-            crowd = crowding_distances(points, ranks)
-            order = [(r, -c) for r, c in zip(ranks, crowd, strict=True)]
+            order = mo.nsga_order([m[3] for m in self.population])
             self._order_cache = (self._pop_version, order)
         return self._order_cache[1]
 
@@ -433,30 +328,10 @@ class EvolutionSearcher(NASSearcher):
     def pareto_front(self) -> list[tuple[dict, dict[str, float]]]:
         """Non-dominated completed trials: ``(config, {metric: value})`` in the metrics' own
         units, sorted best first by the first metric; one entry per architecture."""
-        metrics = self._metric if self.multi_objective else [self._metric]
-        modes = self._mode if self.multi_objective else [self._mode]
-        done, keys = [], set()
-        for config, score in self.history:
-            if score is None:
-                continue
-            key = self.arch_key(config)
-            if key in keys:
-                continue
-            keys.add(key)
-            done.append((config, score if self.multi_objective else (score,)))
-        ranks = nondominated_ranks([s for _, s in done])
-        front = sorted((d for d, r in zip(done, ranks, strict=True) if r == 0), key=lambda d: d[1])
-        front.reverse()
-        return [
-            (
-                dict(config),
-                {
-                    m: (v if mo != "min" else -v)
-                    for m, mo, v in zip(metrics, modes, s, strict=True)
-                },
-            )
-            for config, s in front
-        ]
+        if self.multi_objective:
+            return mo.pareto_front(self.history, self._metric, self._mode, self.arch_key)
+        history = [(c, None if v is None else (v,)) for c, v in self.history]
+        return mo.pareto_front(history, [self._metric], [self._mode], self.arch_key)
 
     # ------------------------------------------------------------------ state
     def get_state(self) -> dict[str, Any]:
@@ -508,51 +383,5 @@ def _check_probability(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be in [0, 1], got {value!r}")
 
 
-def make_evolution(
-    space: Any,
-    metric: str | Sequence[str] | None,
-    mode: str | Sequence[str] | None,
-    seed: int | None,
-    points_to_evaluate: list[dict] | None = None,
-    population_size: int = 20,
-    sample_size: int | None = None,
-    p_crossover: float = 0.0,
-    p_mutation: float | None = None,
-    replacement: str = "oldest",
-    constraint: Callable[[Mapping[str, Any]], bool] | Mapping[str, Any] | None = None,
-    objectives: Mapping[str, str] | None = None,
-    proxy_seed: Mapping[str, Any] | None = None,
-) -> EvolutionSearcher:
-    """Regularized evolution (see ``EvolutionSearcher`` for the options).
-
-    Args:
-        objectives: several objectives from an experiment file, ``{metric: mode}`` in order,
-            e.g. ``{val_acc: max, params_m: min}``; the first must be the experiment's
-            ``metric`` and ``mode`` (when given). Equivalent to list-valued metric/mode.
-    """
-    if objectives is not None:
-        if not isinstance(objectives, Mapping) or len(objectives) < 2:
-            raise ValueError(
-                f"objectives must map at least two metrics to 'max'/'min', got {objectives!r}"
-            )
-        metrics, modes = _check_objectives(list(objectives), list(objectives.values()))
-        if metric not in (None, metrics[0]) or mode not in (None, modes[0]):
-            raise ValueError(
-                f"the first objective ({metrics[0]}: {modes[0]}) must be the experiment's "
-                f"metric and mode, got {metric}: {mode}"
-            )
-        metric, mode = metrics, modes
-    return EvolutionSearcher(
-        space,
-        metric=metric,
-        mode=mode,
-        seed=seed,
-        points_to_evaluate=points_to_evaluate,
-        population_size=population_size,
-        sample_size=sample_size,
-        p_crossover=p_crossover,
-        p_mutation=p_mutation,
-        replacement=replacement,
-        constraint=constraint,
-        proxy_seed=proxy_seed,
-    )
+#: Old name of the ``evolution`` registry entry (the class itself takes the same options).
+make_evolution = EvolutionSearcher

@@ -264,24 +264,5 @@ class LocalSearcher(NASSearcher):
         self._moves = None
 
 
-def make_local(
-    space: Any,
-    metric: str | None,
-    mode: str | None,
-    seed: int | None,
-    points_to_evaluate: list[dict] | None = None,
-    n_init: int = 10,
-    sample_neighbours: int | None = None,
-    proxy_seed: Mapping[str, Any] | None = None,
-) -> LocalSearcher:
-    """Local search with restarts (see ``LocalSearcher`` for the options)."""
-    return LocalSearcher(
-        space,
-        metric=metric,
-        mode=mode,
-        seed=seed,
-        points_to_evaluate=points_to_evaluate,
-        n_init=n_init,
-        sample_neighbours=sample_neighbours,
-        proxy_seed=proxy_seed,
-    )
+#: Old name of the ``local`` registry entry (the class takes the same options).
+make_local = LocalSearcher

@@ -1,10 +1,8 @@
 """REINFORCE searcher: the NASNet/ENAS-style LSTM controller (Zoph & Le 2017; Pham et al. 2018).
 
-The policy is autoregressive over the keys of the flat Tune space, in the space's key order.
-A learned start vector goes into a ``torch.nn.LSTMCell``; at step ``t`` a softmax head of key
-``t`` reads the hidden state and picks one of that key's choices; the embedding of the chosen
-value is the input of step ``t + 1``. Logits are shaped as in ENAS,
-``tanh_constant * tanh(logits / temperature)``, which bounds how peaked the policy can get.
+The policy (``raynas.searchers.controller``) is an autoregressive LSTM controller over the keys
+of the flat Tune space, in the space's key order, with ENAS's bounded logits
+``tanh_constant * tanh(logits / temperature)``.
 
 Training is REINFORCE on ``J = E[R]`` with the estimator
 ``(1/M) sum_k sum_t log P(a_t | a_<t) A_k`` plus an entropy bonus, Adam, batch size ``M``.
@@ -74,23 +72,26 @@ Decisions taken here (and why):
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from raynas.registry import check_int
+from raynas.registry import check_int, check_positive, is_real
 from raynas.searchers import quantities
-from raynas.searchers.base import NASSearcher, integer_grid, is_log_domain
+from raynas.searchers.base import NASSearcher
+from raynas.searchers.controller import Controller, Decision, cpu_state_dict, decision
+from raynas.searchers.rewards import COST_METRICS, check_reward_target, shaped
+from raynas.torch_state import single_thread
 from search_spaces.base import SearchSpace
 
 log = logging.getLogger(__name__)
+
+__all__ = ["COST_METRICS", "ReinforceSearcher", "make_reinforce", "single_thread"]
 
 #: Candidates sampled per controller pass when looking for an unseen architecture.
 DEDUP_BATCH = 16
@@ -99,203 +100,8 @@ DEDUP_BATCH = 16
 DEDUP_ROUNDS = 3
 #: Most entries of the (actions -> architecture) cache that speeds up de-duplication.
 KEY_CACHE_SIZE = 200_000
-#: Cost metrics that ``reward_target`` may read from a trial result.
-COST_METRICS = ("latency_ms", "params_m", "flops_m")
 #: Gradient-norm clip of each policy update (guards against a burst of extreme advantages).
 GRAD_CLIP = 5.0
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread, then restore the caller's setting.
-
-    The controller's ops are tiny; torch's OpenMP pool only adds synchronisation to them,
-    which dominates a step on a busy machine.
-    """
-    threads = torch.get_num_threads()
-    if threads == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-# ---------------------------------------------------------------------------- decisions
-@dataclass(frozen=True)
-class _Decision:
-    """How one Tune domain maps to a softmax over ``size`` choices."""
-
-    key: str
-    size: int
-    categories: tuple | None = None  # categorical domain
-    edges: tuple[float, ...] | None = None  # numeric: bin edges (in log space when ``log``)
-    log: bool = False
-    integer: bool = False
-    lower: float = 0.0
-    upper: float = 0.0
-    q: float | None = None
-
-    def index(self, value: Any) -> int | None:
-        """The choice that ``value`` falls in; None when it is outside the domain."""
-        if self.categories is not None:
-            for i, c in enumerate(self.categories):
-                if c is value or c == value:
-                    return i
-            return None
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            return None
-        if not math.isfinite(v) or v < self.lower or v > self.upper:
-            return None
-        if self.log:
-            if v <= 0:
-                return None
-            v = math.log(v)
-        i = int(np.searchsorted(self.edges, v, side="right")) - 1
-        return min(max(i, 0), self.size - 1)
-
-    def value(self, index: int, rng: np.random.Generator) -> Any:
-        """A value of choice ``index``: the category, or a uniform draw inside the bin."""
-        if self.categories is not None:
-            return self.categories[index]
-        lo, hi = self.edges[index], self.edges[index + 1]
-        x = float(rng.uniform(lo, hi))
-        if self.log:
-            x = math.exp(x)
-        if self.integer:
-            # Integer bins are [lo, hi) over integers (``edges`` hold integers, or their logs).
-            x = math.floor(x)
-        if self.q:
-            x = self.lower + math.floor((x - self.lower) / self.q + 0.5) * self.q
-        x = min(max(x, self.lower), self.upper)
-        return int(x) if self.integer else float(x)
-
-
-def _decision(key: str, domain: Any, num_bins: int) -> _Decision:
-    from ray.tune.search.sample import Categorical, Float, Integer
-
-    if isinstance(domain, Categorical):
-        return _Decision(key, len(domain.categories), categories=tuple(domain.categories))
-    if not isinstance(domain, Float | Integer):
-        raise ValueError(
-            f"unsupported Tune domain for {key!r}: {domain!r}; use choice, randint or uniform"
-        )
-    is_log = is_log_domain(domain)
-    if is_log and domain.lower <= 0:
-        raise ValueError(f"log domain {key!r} needs lower > 0, got {domain.lower}")
-    if isinstance(domain, Integer):
-        first, top, step = integer_grid(domain)  # the values Tune draws: first..top by step
-        grid = list(range(first, top + 1, step))
-        if len(grid) <= num_bins:  # small integer domain: one choice per value
-            return _Decision(key, len(grid), categories=tuple(grid))
-        space = np.geomspace if is_log else np.linspace
-        edges = np.unique(np.round(space(first, top + 1, num_bins + 1)))
-        edges = np.log(edges) if is_log else edges
-        return _Decision(
-            key, len(edges) - 1, edges=tuple(edges.tolist()), log=is_log, integer=True,
-            lower=float(first), upper=float(top), q=step if step > 1 else None,
-        )  # fmt: skip
-    lower, upper = float(domain.lower), float(domain.upper)
-    q = getattr(domain.sampler, "q", None)
-    space = np.geomspace if is_log else np.linspace
-    edges = space(lower, upper, num_bins + 1)
-    edges = np.log(edges) if is_log else edges
-    return _Decision(
-        key, num_bins, edges=tuple(edges.tolist()), log=is_log, lower=lower, upper=upper, q=q
-    )
-
-
-# ---------------------------------------------------------------------------- controller
-class Controller(nn.Module):
-    """ENAS-style autoregressive policy: one LSTM cell, per-key embeddings and softmax heads.
-
-    Args:
-        sizes: number of choices of each decision, in order.
-        hidden_size: LSTM units (also the embedding width).
-        temperature: logits are divided by it before the tanh.
-        tanh_constant: logits become ``tanh_constant * tanh(logits)``; None = no tanh.
-        generator: seeds the initial weights (uniform in [-0.1, 0.1]).
-    """
-
-    def __init__(
-        self,
-        sizes: list[int],
-        hidden_size: int,
-        temperature: float,
-        tanh_constant: float | None,
-        generator: torch.Generator,
-    ) -> None:
-        super().__init__()
-        # Built on the meta device, then initialised from ``generator``: the constructors'
-        # own initialisation would draw from (and advance) torch's global RNG.
-        meta = {"device": "meta"}
-        self.start = nn.Parameter(torch.empty(1, hidden_size, **meta))
-        self.cell = nn.LSTMCell(hidden_size, hidden_size, **meta)
-        self.embeds = nn.ModuleList(nn.Embedding(n, hidden_size, **meta) for n in sizes)
-        self.heads = nn.ModuleList(nn.Linear(hidden_size, n, **meta) for n in sizes)
-        self.to_empty(device="cpu")
-        with torch.no_grad():
-            for p in self.parameters():
-                nn.init.uniform_(p, -0.1, 0.1, generator=generator)
-        self.hidden_size = hidden_size
-        self.temperature = temperature
-        self.tanh_constant = tanh_constant
-
-    def _logits(self, t: int, h: torch.Tensor) -> torch.Tensor:
-        logits = self.heads[t](h) / self.temperature
-        if self.tanh_constant is not None:
-            logits = self.tanh_constant * torch.tanh(logits)
-        return logits
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator, heat: float = 1.0) -> torch.Tensor:
-        """``n`` action sequences, shape (n, decisions); ``heat`` > 1 flattens the softmax."""
-        h = torch.zeros(n, self.hidden_size)
-        c = torch.zeros(n, self.hidden_size)
-        x = self.start.expand(n, -1)
-        actions = []
-        for t in range(len(self.heads)):
-            h, c = self.cell(x, (h, c))
-            probs = torch.softmax(self._logits(t, h) / heat, dim=-1)
-            a = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-            actions.append(a)
-            x = self.embeds[t](a)
-        return torch.stack(actions, dim=1)
-
-    def evaluate(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sum over steps of ``log P(a_t | a_<t)`` and of the policy's entropy, per sequence."""
-        n = actions.shape[0]
-        h = torch.zeros(n, self.hidden_size)
-        c = torch.zeros(n, self.hidden_size)
-        x = self.start.expand(n, -1)
-        logp = torch.zeros(n)
-        entropy = torch.zeros(n)
-        for t in range(len(self.heads)):
-            h, c = self.cell(x, (h, c))
-            log_probs = torch.log_softmax(self._logits(t, h), dim=-1)
-            a = actions[:, t]
-            logp = logp + log_probs.gather(1, a[:, None]).squeeze(1)
-            entropy = entropy - (log_probs.exp() * log_probs).sum(-1)
-            x = self.embeds[t](a)
-        return logp, entropy
-
-    @torch.no_grad()
-    def probs(self, actions: torch.Tensor) -> list[torch.Tensor]:
-        """The softmax of every step along ``actions`` (shape (n, decisions)), for inspection."""
-        n = actions.shape[0]
-        h = torch.zeros(n, self.hidden_size)
-        c = torch.zeros(n, self.hidden_size)
-        x = self.start.expand(n, -1)
-        out = []
-        for t in range(len(self.heads)):
-            h, c = self.cell(x, (h, c))
-            out.append(torch.softmax(self._logits(t, h), dim=-1))
-            x = self.embeds[t](actions[:, t])
-        return out
 
 
 # ---------------------------------------------------------------------------- searcher
@@ -352,17 +158,17 @@ class ReinforceSearcher(NASSearcher):
         check_int("batch_size", batch_size, 1)
         check_int("hidden_size", hidden_size, 1)
         check_int("num_bins", num_bins, 2)
-        _check_positive("lr", lr)
-        _check_positive("temperature", temperature)
+        check_positive("lr", lr)
+        check_positive("temperature", temperature)
         if tanh_constant is not None:
-            _check_positive("tanh_constant", tanh_constant)
+            check_positive("tanh_constant", tanh_constant)
         if reward_scale is not None:
-            _check_positive("reward_scale", reward_scale)
-        if not _is_real(entropy_weight) or not entropy_weight >= 0:
+            check_positive("reward_scale", reward_scale)
+        if not is_real(entropy_weight) or not entropy_weight >= 0:
             raise ValueError(f"entropy_weight must be >= 0, got {entropy_weight!r}")
-        if not _is_real(baseline_decay) or not 0 <= baseline_decay < 1:
+        if not is_real(baseline_decay) or not 0 <= baseline_decay < 1:
             raise ValueError(f"baseline_decay must be in [0, 1), got {baseline_decay!r}")
-        self.reward_target, cost_options = _check_reward_target(reward_target)
+        self.reward_target, cost_options = check_reward_target(reward_target)
         super().__init__(space, metric, mode, seed, points_to_evaluate, proxy_seed)
         # Predicted cost (``reward_target.predict``): config -> cost, from the space.
         self._cost_fn = None
@@ -385,7 +191,7 @@ class ReinforceSearcher(NASSearcher):
         self._init_learner()
 
     def _init_learner(self) -> None:
-        self.decisions: list[_Decision] | None = None
+        self.decisions: list[Decision] | None = None
         self.controller: Controller | None = None
         self.optimizer: torch.optim.Adam | None = None
         self.generator: torch.Generator | None = None
@@ -412,7 +218,7 @@ class ReinforceSearcher(NASSearcher):
             raise RuntimeError(
                 f"{type(self).__name__} has no search space: pass `space=` or a Tuner param_space"
             )
-        self.decisions = [_decision(k, d, self.num_bins) for k, d in self.domains.items()]
+        self.decisions = [decision(k, d, self.num_bins) for k, d in self.domains.items()]
         self._cache_keys = all(d.categories is not None for d in self.decisions)
         self.generator = torch.Generator().manual_seed(self._torch_seed)
         init = torch.Generator().manual_seed(self._torch_seed ^ 0x5EED)
@@ -559,8 +365,7 @@ class ReinforceSearcher(NASSearcher):
                 )
                 self._warned_cost = True
             return score
-        factor = (cost / self.reward_target["target"]) ** self.reward_target["w"]
-        return score * factor if score >= 0 else score / factor
+        return shaped(score, cost, self.reward_target)
 
     def _update(self) -> None:
         batch, self.buffer = self.buffer, []
@@ -612,7 +417,7 @@ class ReinforceSearcher(NASSearcher):
         built = self.controller is not None
         state["reinforce"] = {
             "torch_seed": self._torch_seed,
-            "controller": _cpu(self.controller.state_dict()) if built else None,
+            "controller": cpu_state_dict(self.controller.state_dict()) if built else None,
             "optimizer": self.optimizer.state_dict() if built else None,
             "generator": self.generator.get_state() if built else None,
             "buffer": [(list(a), r) for a, r in self.buffer],
@@ -659,94 +464,5 @@ class ReinforceSearcher(NASSearcher):
         return f"{type(self).__name__}(updates={self.updates}, batch_size={self.batch_size})"
 
 
-def make_reinforce(
-    space: SearchSpace,
-    metric: str | None,
-    mode: str | None,
-    seed: int | None,
-    points_to_evaluate: list[dict] | None = None,
-    batch_size: int = 5,
-    lr: float = 0.015,
-    entropy_weight: float = 0.01,
-    baseline_decay: float = 0.9,
-    hidden_size: int = 32,
-    temperature: float = 1.0,
-    tanh_constant: float | None = 2.5,
-    reward_target: Mapping[str, Any] | None = None,
-    reward_scale: float | None = None,
-    num_bins: int = 10,
-    proxy_seed: Mapping[str, Any] | None = None,
-) -> ReinforceSearcher:
-    """The ``reinforce`` searcher: an ENAS-style LSTM controller trained by REINFORCE.
-
-    See ``ReinforceSearcher`` for the options; every option is validated (ValueError naming
-    the value).
-    """
-    return ReinforceSearcher(
-        space=space,
-        metric=metric,
-        mode=mode,
-        seed=seed,
-        points_to_evaluate=points_to_evaluate,
-        batch_size=batch_size,
-        lr=lr,
-        entropy_weight=entropy_weight,
-        baseline_decay=baseline_decay,
-        hidden_size=hidden_size,
-        temperature=temperature,
-        tanh_constant=tanh_constant,
-        reward_target=reward_target,
-        reward_scale=reward_scale,
-        num_bins=num_bins,
-        proxy_seed=proxy_seed,
-    )
-
-
-# ---------------------------------------------------------------------------- validation
-def _is_real(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if not _is_real(value) or not value > 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _check_reward_target(
-    target: Mapping[str, Any] | None,
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """(metric/target/w, quantity options when the cost is predicted, else None)."""
-    if target is None:
-        return None, None
-    if not isinstance(target, Mapping):
-        raise ValueError(f"reward_target must be a dict with metric, target, w; got {target!r}")
-    valid = ("metric", "target", "w", "predict", *quantities.OPTION_KEYS)
-    unknown = sorted(set(target) - set(valid))
-    if unknown:
-        raise ValueError(
-            f"unknown reward_target key {unknown[0]!r}; valid keys: {', '.join(valid)}"
-        )
-    predict = target.get("predict", False)
-    if not isinstance(predict, bool):
-        raise ValueError(f"reward_target predict must be true or false, got {predict!r}")
-    options = {k: target[k] for k in quantities.OPTION_KEYS if k in target}
-    if options and not predict:
-        raise ValueError(f"reward_target {', '.join(options)} only applies with predict: true")
-    metric = target.get("metric")
-    if metric not in COST_METRICS:
-        raise ValueError(
-            f"reward_target metric must be one of: {', '.join(COST_METRICS)}; got {metric!r}"
-        )
-    value = target.get("target")
-    if not _is_real(value) or not value > 0:
-        raise ValueError(f"reward_target target must be a number > 0, got {value!r}")
-    w = target.get("w", -0.07)
-    if not _is_real(w) or not -1 <= w <= 0:
-        raise ValueError(f"reward_target w must be in [-1, 0], got {w!r}")
-    return {"metric": metric, "target": float(value), "w": float(w)}, (
-        options if predict else None
-    )
-
-
-def _cpu(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in state_dict.items()}
+#: Old name of the ``reinforce`` registry entry (the class takes the same options).
+make_reinforce = ReinforceSearcher
