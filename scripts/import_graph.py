@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "experiment/results",
         (
             "raynas.experiment",
+            "raynas.preflight",  # the parts and their checks before trials run
             "raynas.config",
             "raynas.results",
             "raynas.status",
