@@ -165,7 +165,12 @@ def _callbacks(parts: Parts, loc: Location, verbose: int = 1) -> list:
         *result_loggers([cfg.metric, *(cfg.searcher.options.get("objectives") or {})]),
         ResourceWatch(),
         SearchProgressCallback(
-            local, cfg.metric, cfg.mode, label=f"{cfg.name} ({cfg.searcher.name})", choices=choices
+            local,
+            cfg.metric,
+            cfg.mode,
+            label=f"{cfg.name} ({cfg.searcher.name})",
+            choices=choices,
+            objectives=cfg.searcher.options.get("objectives"),
         ),
         DriverBeacon(loc.uri),
         *([_progress(parts)] if verbose == 1 else []),

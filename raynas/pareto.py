@@ -7,7 +7,11 @@ Every objective is "higher is better": negate "min" objectives first.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _dominates(a: Sequence[float], b: Sequence[float]) -> bool:
@@ -68,3 +72,25 @@ def crowding_distances(points: Sequence[Sequence[float]], ranks: Sequence[int]) 
                     high - low
                 )
     return dist
+
+
+def front(rows: pd.DataFrame, objectives: Mapping[str, str]) -> pd.DataFrame:
+    """The rows no other row dominates over ``objectives`` (``{column: "max" | "min"}``: at
+    least as good on every objective, better on one), among those with every objective a
+    finite number; best first by the first objective (then the next ones). Empty when a column
+    is missing or no row has every objective."""
+    import numpy as np
+    import pandas as pd
+
+    if not objectives or any(m not in rows for m in objectives):
+        return rows.iloc[0:0]
+    values = rows[list(objectives)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    keep = np.isfinite(values).all(axis=1)
+    if not keep.any():
+        return rows.iloc[0:0]
+    signs = np.array([1.0 if mode == "max" else -1.0 for mode in objectives.values()])
+    points = (values[keep] * signs).tolist()  # "higher is better" for every objective
+    chosen = rows[keep][[rank == 0 for rank in nondominated_ranks(points)]]
+    return chosen.sort_values(
+        list(objectives), ascending=[mode == "min" for mode in objectives.values()], kind="stable"
+    )

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from raynas import storage
@@ -76,26 +75,9 @@ class Summary:
         """Trials no other trial dominates over ``objectives()`` (at least as good on every
         objective, better on one), among those that reported all of them as finite numbers;
         best first by the first objective (then the next ones). Empty without objectives."""
-        from raynas.pareto import nondominated_ranks
+        from raynas.pareto import front
 
-        objectives = self.objectives()
-        if not objectives or any(m not in self.trials for m in objectives):
-            return self.trials.iloc[0:0]
-        values = (
-            self.trials[list(objectives)].apply(pd.to_numeric, errors="coerce").to_numpy(float)
-        )
-        keep = np.isfinite(values).all(axis=1)
-        if not keep.any():  # no trial reported every objective as a number
-            return self.trials.iloc[0:0]
-        df = self.trials[keep]
-        signs = np.array([1.0 if mode == "max" else -1.0 for mode in objectives.values()])
-        points = (values[keep] * signs).tolist()  # "higher is better" for every objective
-        front = df[[rank == 0 for rank in nondominated_ranks(points)]]
-        return front.sort_values(
-            list(objectives),
-            ascending=[mode == "min" for mode in objectives.values()],
-            kind="stable",
-        )
+        return front(self.trials, self.objectives() or {})
 
     def ranked(self) -> pd.DataFrame:
         """Trials with a numeric metric, best first."""

@@ -167,9 +167,9 @@ class TrialBoard(TBXLoggerCallback):
 
 class SearchProgressCallback(Callback):
     """Writes ``search/<metric>`` and ``search/best_<metric>`` per completed trial, and the
-    ``search/best_so_far`` and ``search/op_frequency`` images after 16, 32, 64... completed
-    trials and at the end of the experiment (each drawing takes the driver ~0.7 s,
-    ``benchmarks/plots.py``).
+    ``search/best_so_far``, ``search/op_frequency`` and (multi-objective) ``search/pareto_front``
+    images after 16, 32, 64... completed trials and at the end of the experiment (each drawing
+    takes the driver ~0.7 s, ``benchmarks/plots.py``).
 
     Picklable: the writer is opened lazily and never pickled; the counters survive a resume
     through ``get_state``/``set_state``.
@@ -182,6 +182,7 @@ class SearchProgressCallback(Callback):
         mode: str,
         label: str = "search",
         choices: Mapping[str, Sequence[Any]] | None = None,
+        objectives: Mapping[str, str] | None = None,
     ) -> None:
         """
         Args:
@@ -191,6 +192,8 @@ class SearchProgressCallback(Callback):
             label: the curve's label in the best-so-far image (e.g. ``name (searcher)``).
             choices: the architecture keys and their values, for the op-frequency image;
                 None: no such image (e.g. the darts trainable, whose trials ignore them).
+            objectives: a multi-objective search's ``{metric: "max" | "min"}`` (two or more),
+                for the ``search/pareto_front`` image; None: no such image.
         """
         # None: the driver staging folder of the experiment, found from its trials
         self.logdir = None if experiment_dir is None else os.path.join(experiment_dir, "search")
@@ -198,6 +201,7 @@ class SearchProgressCallback(Callback):
         self.mode = mode
         self.label = label
         self.choices = None if choices is None else {k: list(v) for k, v in choices.items()}
+        self.objectives = dict(objectives) if objectives and len(objectives) >= 2 else None
         self.completed = 0
         self.best: float | None = None
         self.best_arch: str | None = None
@@ -291,6 +295,13 @@ class SearchProgressCallback(Callback):
             table = plots.op_frequencies(configs, self.choices)
             if table.size:
                 figures["search/op_frequency"] = plots.op_frequency_figure(table, len(configs))
+        objectives = getattr(self, "objectives", None)  # None in a callback pickled before
+        if objectives:
+            from raynas.pareto import front
+
+            best = front(frame, objectives)
+            if len(best):
+                figures["search/pareto_front"] = plots.pareto_figure(frame, best, objectives)
         for tag, fig in figures.items():
             writer.add_image(tag, plots.figure_image(fig), self.completed, dataformats="HWC")
         writer.flush()

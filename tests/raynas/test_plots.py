@@ -363,7 +363,11 @@ def test_search_images_are_redrawn_as_the_search_goes_on(mo_exp):
 
     events = ea.EventAccumulator(str(mo_exp / "search"), size_guidance={ea.IMAGES: 0})
     events.Reload()
-    for tag in ("search/best_so_far", "search/op_frequency"):
+    # a two-objective search also gets its Pareto front
+    assert {"search/best_so_far", "search/op_frequency", "search/pareto_front"} == set(
+        events.Tags()["images"]
+    )
+    for tag in ("search/best_so_far", "search/op_frequency", "search/pareto_front"):
         images = events.Images(tag)
         assert [e.step for e in images] == [16, 20]  # after 16 trials, and at the end
         assert all(e.encoded_image_string[:4] == b"\x89PNG" for e in images)
