@@ -40,7 +40,8 @@ DEFAULT = [
 ]
 CLAIM = re.compile(
     r"(~\s*[\d.]+\s*(s|ms|min)\b[^.\n]*|about (a|one|[\d.]+)[- ]?(minute|second|min)s?[^.\n]*|"
-    r"in seconds[^.\n]*|one to two minutes|[\d.]+\s*minutes|[\d.]+ s (?:per|with|on|for|in)[^.(\n]*)",
+    r"in seconds[^.\n]*|one to two minutes|[\d.]+\s*minutes|"
+    r"[\d.]+ s (?:per|with|on|for|in)[^.(\n]*)",
     re.IGNORECASE,
 )
 
