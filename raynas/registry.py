@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import math
@@ -51,3 +52,21 @@ def check_positive(name: str, value: Any) -> None:
     """ValueError naming ``name`` unless ``value`` is a finite number > 0."""
     if not is_real(value) or not value > 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+def options_from(cls: type, spec: Any, what: str) -> Any:
+    """The dataclass ``cls`` built from the mapping ``spec`` (the ``what`` option of an
+    experiment file); None stays None and an instance of ``cls`` is returned as it is.
+
+    Raises:
+        ValueError: ``spec`` is not a mapping, or has a key ``cls`` lacks (valid keys listed).
+    """
+    if spec is None or isinstance(spec, cls):
+        return spec
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"{what} must be a mapping of options, got {spec!r}")
+    valid = [f.name for f in dataclasses.fields(cls)]
+    for key in spec:
+        if key not in valid:
+            raise ValueError(f"unknown {what} option {key!r}; valid options: {', '.join(valid)}")
+    return cls(**spec)

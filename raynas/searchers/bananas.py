@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from raynas.registry import check_int
+from raynas.registry import check_int, options_from
 from raynas.searchers import encodings, moves, seeding
 from raynas.searchers.base import NASSearcher
 from raynas.searchers.ensemble import MLPEnsemble
@@ -100,17 +100,7 @@ class ZeroCost:
     @classmethod
     def parse(cls, spec: Any) -> ZeroCost | None:
         """None -> None; a mapping -> validated options (unknown keys named)."""
-        if spec is None or isinstance(spec, ZeroCost):
-            return spec
-        if not isinstance(spec, Mapping):
-            raise ValueError(f"zero_cost must be a mapping of options, got {spec!r}")
-        valid = [f.name for f in dataclasses.fields(cls)]
-        for key in spec:
-            if key not in valid:
-                raise ValueError(
-                    f"unknown zero_cost option {key!r}; valid options: {', '.join(valid)}"
-                )
-        return cls(**spec)
+        return options_from(cls, spec, "zero_cost")
 
     def seed_options(self, proxy: str) -> seeding.ProxySeed:
         """The ``seeding.ProxySeed`` options that score with ``proxy``."""

@@ -26,7 +26,6 @@ scoring (restored after); ``device`` is ``cpu``, ``cuda[:N]`` or ``auto``.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -36,7 +35,7 @@ from typing import Any
 
 import torch
 
-from raynas.registry import check_int
+from raynas.registry import check_int, options_from
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +94,7 @@ class ProxySeed:
         Raises:
             ValueError: not a mapping, an unknown key (valid keys listed), or a bad value.
         """
-        if spec is None or isinstance(spec, ProxySeed):
-            return spec
-        if not isinstance(spec, Mapping):
-            raise ValueError(f"proxy_seed must be a mapping of options, got {spec!r}")
-        valid = [f.name for f in dataclasses.fields(cls)]
-        for key in spec:
-            if key not in valid:
-                raise ValueError(
-                    f"unknown proxy_seed option {key!r}; valid options: {', '.join(valid)}"
-                )
-        return cls(**spec)
+        return options_from(cls, spec, "proxy_seed")
 
 
 def score_config(space: Any, config: Mapping[str, Any], options: ProxySeed, batch: tuple) -> float:
