@@ -5,7 +5,8 @@
     12/20 done, 2 running, 6 pending, 0 errored | best val_acc 91.61 |nor_conv_3x3~0|+...
     | 8.3 trials/min | ETA 1m0s
 
-On a terminal the line is redrawn in place (at most once a second). In a log (stdout not a
+On a terminal the line starts with a bar of the trials done out of ``num_samples``
+(``[####----]``) and is redrawn in place (at most once a second). In a log (stdout not a
 terminal) it is printed as a plain line when a trial finishes (at most one line per finished
 trial: when the best changed, else at most every 10 s), and at least every ``heartbeat_s``
 seconds while trials run, with the epoch each running trial reached (``epoch 3/50``), so a
@@ -216,7 +217,9 @@ class Progress(Callback):
         total = self.total
         if total is not None:
             pending = max(total - done - running - errored, 0)
-            parts = [f"{done}/{total} done"]
+            parts = [
+                f"{bar(done, total)} {done}/{total} done" if self.tty else f"{done}/{total} done"
+            ]
         else:
             pending = len(trials) - done - running - errored
             parts = [f"{done} done"]
@@ -287,3 +290,9 @@ def quiet_tune() -> None:
     """Install the filters of ``TUNE_MESSAGES`` (idempotent)."""
     for name, prefixes in TUNE_MESSAGES.items():
         drop_messages(name, *prefixes)
+
+
+def bar(done: int, total: int, width: int = 20) -> str:
+    """``[#####---------------]``: the share of ``total`` trials done, in ``width`` cells."""
+    filled = max(0, min(width, width * done // total)) if total > 0 else 0
+    return "[" + "#" * filled + "-" * (width - filled) + "]"
