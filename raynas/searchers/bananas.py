@@ -400,26 +400,16 @@ class BananasSearcher(NASSearcher):
         from raynas.estimators.batch import load_batch
 
         options = self.zero_cost
-        device = options.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        threads = torch.get_num_threads()
-        cuda = [torch.device(device)] if device.startswith("cuda") else []
-        try:
-            if options.threads:
-                torch.set_num_threads(options.threads)
-            with torch.random.fork_rng(devices=cuda):
-                if self._batch is None:
-                    inputs, targets, classes, channels = load_batch(
-                        options.dataset, options.root, options.seed, options.batch_size
-                    )
-                    self._batch = (inputs.to(device), targets.to(device), classes, channels)
-                return [
-                    seeding.score_config(self.space, config, options.seed_options(p), self._batch)
-                    for p in options.proxies
-                ]
-        finally:
-            torch.set_num_threads(threads)
+        with seeding.scoring(options.device, options.threads) as device:
+            if self._batch is None:
+                inputs, targets, classes, channels = load_batch(
+                    options.dataset, options.root, options.seed, options.batch_size
+                )
+                self._batch = (inputs.to(device), targets.to(device), classes, channels)
+            return [
+                seeding.score_config(self.space, config, options.seed_options(p), self._batch)
+                for p in options.proxies
+            ]
 
     # ------------------------------------------------------------------ learning
     def _observe(self, config: dict, score: float | None) -> None:

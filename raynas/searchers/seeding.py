@@ -26,10 +26,11 @@ scoring (restored after); ``device`` is ``cpu``, ``cuda[:N]`` or ``auto``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +98,24 @@ class ProxySeed:
         return options_from(cls, spec, "proxy_seed")
 
 
+@contextlib.contextmanager
+def scoring(device: str, threads: int | None) -> Iterator[str]:
+    """Score zero-cost proxies on ``device`` (``auto``: CUDA when there is one), with torch on
+    ``threads`` intra-op threads if given, inside a forked RNG so the caller's random streams
+    are untouched; yields the device name. The thread setting is restored afterwards."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    before = torch.get_num_threads()
+    cuda = [torch.device(device)] if device.startswith("cuda") else []
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        with torch.random.fork_rng(devices=cuda):
+            yield device
+    finally:
+        torch.set_num_threads(before)
+
+
 def score_config(space: Any, config: Mapping[str, Any], options: ProxySeed, batch: tuple) -> float:
     """The proxy score of one config (``nan`` reported as ``-inf``, as the proxy trainable does).
 
@@ -162,23 +181,13 @@ def score_pool(
             len(configs),
             options.pool,
         )
-    device = options.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     start, start_cpu = time.perf_counter(), time.process_time()
-    threads = torch.get_num_threads()
-    cuda = [torch.device(device)] if device.startswith("cuda") else []
-    try:
-        if options.threads:
-            torch.set_num_threads(options.threads)
-        with torch.random.fork_rng(devices=cuda):
-            inputs, targets, num_classes, in_channels = load_batch(
-                options.dataset, options.root, options.seed, options.batch_size
-            )
-            batch = (inputs.to(device), targets.to(device), num_classes, in_channels)
-            scores = [score_config(space, c, options, batch) for c in configs]
-    finally:
-        torch.set_num_threads(threads)
+    with scoring(options.device, options.threads) as device:
+        inputs, targets, num_classes, in_channels = load_batch(
+            options.dataset, options.root, options.seed, options.batch_size
+        )
+        batch = (inputs.to(device), targets.to(device), num_classes, in_channels)
+        scores = [score_config(space, c, options, batch) for c in configs]
     cost_s = time.perf_counter() - start
     cpu_s = time.process_time() - start_cpu
     top = top_indices(scores, options.top_k)
