@@ -78,6 +78,7 @@ import torch
 from raynas.nn.supernet import SUPERNET_OPTIONS, check_supernet_options
 from raynas.oneshot.board import AlphaBoard, alpha_heatmap, alpha_table
 from raynas.oneshot.memory import PeakMemory, rss_mb
+from raynas.oneshot.methods import SEARCHES, make_search
 from raynas.oneshot.options import (
     CONFIG_KEYS,
     CONFIG_PREFIX,
@@ -100,15 +101,21 @@ def make(space: SearchSpace, **options: Any) -> Callable[[dict], None]:
     Raises:
         ValueError: unsupported space, unknown option or invalid value.
     """
+    return make_named("darts", space, **options)
+
+
+def make_named(name: str, space: SearchSpace, **options: Any) -> Callable[[dict], None]:
+    """``make`` for the trainable registered as ``name`` (``darts`` or ``oneshot``: the same
+    trainable; ``name`` only appears in messages)."""
     valid = [f.name for f in dataclasses.fields(DartsOptions)]
     for key in options:
         if key not in valid:
             raise ValueError(
-                f"unknown option {key!r} for trainable 'darts'; valid options: {', '.join(valid)}"
+                f"unknown option {key!r} for trainable {name!r}; valid options: {', '.join(valid)}"
             )
     if space.name not in SUPERNET_OPTIONS:
         raise ValueError(
-            f"trainable 'darts' supports the search spaces {', '.join(SUPERNET_OPTIONS)}, "
+            f"trainable {name!r} supports the search spaces {', '.join(SUPERNET_OPTIONS)}, "
             f"not {space.name!r}"
         )
     opts = DartsOptions(**options)
@@ -125,7 +132,7 @@ def make(space: SearchSpace, **options: Any) -> Callable[[dict], None]:
         settings = SearchSettings.resolve(opts, config)
         if opts.threads:
             torch.set_num_threads(opts.threads)
-        search = DartsSearch(space, opts, settings)
+        search = make_search(space, opts, settings)
         state = restore_state()
         if state is not None:
             search.load_state_dict(state)
@@ -151,12 +158,15 @@ __all__ = [
     "AlphaBoard",
     "DartsOptions",
     "DartsSearch",
+    "SEARCHES",
     "PeakMemory",
     "SearchSettings",
     "alpha_heatmap",
     "alpha_table",
     "check_setting",
     "make",
+    "make_named",
+    "make_search",
     "rss_mb",
     "sweep_space",
 ]
