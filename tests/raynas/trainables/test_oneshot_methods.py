@@ -61,10 +61,11 @@ def test_single_path_forward_computes_only_the_chosen_op_of_each_edge():
     x = torch.randn(2, 3, 8, 8)
     path = {"normal": [1, 2, 3, 4, 1, 2]}  # conv3x3, conv1x1, pool, skip, conv3x3, conv1x1
     model(x, path)
-    assert calls == {1: 2, 2: 2, 3: 1, 4: 1}  # one op per edge, 6 edges of the one cell
+    # one op per edge: 6 edges in each of the 3 cells (one per stage)
+    assert calls == {1: 6, 2: 6, 3: 3, 4: 3}
     calls.clear()
     model(x)  # the mixed supernet computes every op other than ``none``
-    assert calls == {1: 6, 2: 6, 3: 6, 4: 6}
+    assert calls == {1: 18, 2: 18, 3: 18, 4: 18}
 
 
 def test_single_path_equals_the_mixed_supernet_with_one_hot_alpha():
@@ -96,7 +97,7 @@ def test_gdas_temperature_anneals_and_alpha_gets_straight_through_gradients():
     assert isinstance(search, GDASSearch)
     assert [search.tau(e) for e in range(3)] == pytest.approx([10.0, 5.05, 0.1])
     path, weights = search.gumbel_path(1.0)
-    assert all(float(w.sum(-1).max()) == pytest.approx(1.0) for w in weights.values())
+    assert all(float(w.detach().sum(-1).max()) == pytest.approx(1.0) for w in weights.values())
     x, y = next(iter(search._loader("val", True, torch.Generator())))
     loss = torch.nn.functional.cross_entropy(search.model(x, path, weights), y)
     (grad,) = torch.autograd.grad(loss, search.alphas)
@@ -138,12 +139,14 @@ def test_enas_uses_the_reinforce_searchers_policy_and_trains_it():
     assert metrics["arch"] == search.space.to_str(search.path_genotype({"normal": greedy}))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_darts_space_epoch_derives_a_valid_cell(method):
     metrics = _search(method, "darts", epochs=1).step()
     search_spaces.get("darts").from_str(metrics["arch"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_resume_from_checkpoint_is_exact(method, tmp_path):
     keys = ("train_loss", "train_acc", "val_loss", "val_acc", "arch", "alpha_normal", "lr")
