@@ -236,3 +236,26 @@ def test_bad_method_options_through_raynas_run_are_one_line_exit_2(sets, says, t
         assert not list((ray_tmp / "ray").glob("session_2*"))
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_oneshot_gdas_trainable_in_tuner_reports_its_own_metrics(ray_address, tmp_path):
+    from ray import tune
+
+    space = search_spaces.get("nb201")
+    trainable = trainables.make(
+        "oneshot", space, method="gdas", dataset="synthetic", epochs=2, batch_size=32,
+        build=NB201_SMALL, subset=64, val_fraction=64, threads=1, tensorboard=True,
+    )  # fmt: skip
+    grid = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": 1}),
+        param_space=space.tune_space(),
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max", num_samples=1),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="gdas"),
+    ).fit()
+    assert not grid.errors
+    result = grid[0]
+    assert result.metrics["training_iteration"] == 2 and result.metrics["epoch"] == 2
+    assert result.metrics["tau"] == pytest.approx(0.1)
+    space.from_str(result.metrics["arch"])
+    assert result.checkpoint is not None
