@@ -197,13 +197,6 @@ def test_darts_name_is_the_same_trainable_with_the_same_options():
     trainables.make("darts", space, method="rsps", candidates=3)
 
 
-def test_gdas_example_builds():
-    from raynas import config, experiment
-
-    parts = experiment.build(config.load(EXAMPLES / "gdas_nb201.yaml"))
-    assert parts.config.trainable.name == "oneshot"
-
-
 @pytest.mark.parametrize(
     ("sets", "says"),
     [
