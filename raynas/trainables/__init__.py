@@ -26,6 +26,11 @@ _REGISTRY: dict[str, str] = {
 }
 
 
+#: Trainables that run a whole search inside each trial: a trial ignores its sampled cell and
+#: reports the derived architecture as ``arch`` (``darts`` and its family name ``oneshot``).
+SEARCH_IN_TRIAL = frozenset({"darts", "oneshot"})
+
+
 def names() -> list[str]:
     """Registered trainable names, sorted."""
     return sorted(_REGISTRY)

@@ -252,3 +252,45 @@ def test_oneshot_gdas_trainable_in_tuner_reports_its_own_metrics(ray_address, tm
     assert result.metrics["tau"] == pytest.approx(0.1)
     space.from_str(result.metrics["arch"])
     assert result.checkpoint is not None
+
+
+@pytest.mark.slow
+def test_oneshot_experiment_exports_the_derived_cell(ray_address, tmp_path):
+    # The experiment layer knows the ``oneshot`` name as it knows ``darts``: the best trial's
+    # architecture is the derived one (the trial ignores its sampled cell).
+    import json
+
+    from raynas import cli, results
+
+    experiment = {
+        "name": "rsps-tiny",
+        "space": "nb201",
+        "searcher": "random",
+        "scheduler": "fifo",
+        "trainable": {
+            "name": "oneshot",
+            "options": {
+                "method": "rsps",
+                "candidates": 3,
+                "dataset": "synthetic",
+                "epochs": 2,
+                "batch_size": 64,
+                "build": NB201_SMALL,
+                "threads": 1,
+            },  # fmt: skip
+        },
+        "metric": "val_acc",
+        "mode": "max",
+        "num_samples": 1,
+        "resources": {"cpu": 1, "gpu": 0},
+    }
+    file = tmp_path / "rsps.yaml"
+    file.write_text(json.dumps(experiment))
+    cli.main(["run", str(file), "--storage-path", str(tmp_path), "--name", "rsps", "-q"])
+    summary = results.load(tmp_path / "rsps")
+    (trial,) = summary.trials["trial_id"].tolist()
+    derived = summary.history(trial)["arch"].tolist()[-1]
+    space = search_spaces.get("nb201")
+    best = results.best(summary)
+    assert best["arch"] == derived
+    assert best["config"] == space.encode(space.from_str(derived))
