@@ -321,6 +321,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--table-seeds", type=int, default=20)
     parser.add_argument("--pcdarts", action="store_true", help="add a PC-DARTS (K=4) row")
+    parser.add_argument("--methods", help="comma-separated weight-sharing rows (default: all)")
     parser.add_argument("--only", default="weight-sharing,table")
     parser.add_argument("--jsonl", help="append each finished search here; reuse it on rerun")
     parser.add_argument("--quick", action="store_true")
@@ -328,6 +329,12 @@ def main() -> None:
     if args.quick:
         args.seeds, args.table_seeds, args.queries = 1, 2, 20
     methods = WEIGHT_SHARING + ((PCDARTS,) if args.pcdarts else ())
+    if args.methods:
+        wanted = args.methods.split(",")
+        unknown = sorted(set(wanted) - {label for label, _ in methods})
+        if unknown:
+            parser.error(f"unknown --methods {', '.join(unknown)}")
+        methods = tuple(m for m in methods if m[0] in wanted)
     print(f"# command: python benchmarks/lecture_table.py {' '.join(sys.argv[1:])}")
     print(f"# {os.cpu_count()} CPUs; load average at start {os.getloadavg()}")
     start = time.perf_counter()
