@@ -255,8 +255,8 @@ def print_table(args, ws_rows, table_rows, naswot, methods) -> dict[str, float]:
             f"{statistics.mean(r['param_free'] for r in rows):>8.1f}/6 "
             f"{statistics.mean(r['wall_s'] for r in rows):>9.0f} {len(rows):>3} {lec_s:>17}"
         )
-    for label, _ in TABLE_BASED:
-        row = table_rows.get(label, {})
+    for label, _ in TABLE_BASED if table_rows else ():
+        row = table_rows[label]
         lec = LECTURE[label]
         lec_s = f"{lec[0]:6.2f} ± {lec[1]:4.2f}"
         if "missing" in row:
