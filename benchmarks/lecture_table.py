@@ -229,10 +229,13 @@ def print_table(args, ws_rows, table_rows, naswot, methods) -> dict[str, float]:
         f"weight-sharing: CIFAR-10 subset ({common['subset']} train + {common['val_fraction']} "
         f"val images at 16x16), supernet C={common['build']['C']} N=1, batch 64, "
         f"{common['epochs']} epochs, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}"
-        f", 1 thread per search, {args.workers} searches at a time\n"
-        f"table-based: {args.queries} queries per run, best by val, seeds {args.first_seed}.."
-        f"{args.first_seed + args.table_seeds - 1}"
+        f", 1 thread per search, {args.workers} searches at a time"
     )
+    if table_rows:
+        print(
+            f"table-based: {args.queries} queries per run, best by val, seeds "
+            f"{args.first_seed}..{args.first_seed + args.table_seeds - 1}"
+        )
     header = (
         f"{'method':<14} {'kind':<14} {'ours test acc':>15} {'ours val acc':>15} "
         f"{'param-free':>10} {'search s':>9} {'n':>3} {'lecture test acc':>17}"
