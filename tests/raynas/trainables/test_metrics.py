@@ -72,7 +72,25 @@ def _curves(space, options):
         trial.stop()
 
 
-RUN = {"table": _table, "train": _train, "proxy": _proxy, "darts": _darts, "curves": _curves}
+def _oneshot(space, options):
+    from raynas.oneshot.methods import make_search
+    from raynas.trainables.darts import DartsOptions
+
+    opts = DartsOptions(
+        dataset="synthetic", epochs=1, batch_size=32, build=SMALL, subset=64, val_fraction=64,
+        threads=1, **options,
+    )  # fmt: skip
+    return make_search(space, opts).step()
+
+
+RUN = {
+    "table": _table,
+    "train": _train,
+    "proxy": _proxy,
+    "darts": _darts,
+    "oneshot": _oneshot,
+    "curves": _curves,
+}
 CASES = [
     # one case each (a darts or train epoch takes ~10 s on a busy 2-core machine), with the
     # options that add metrics
@@ -80,6 +98,10 @@ CASES = [
     ("train", {"eval_test": True}),
     ("proxy", {"proxies": ["naswot", "synflow"], "table_dataset": "cifar10"}),
     ("darts", {"pc_k": 2, "nb201_table": "cifar10"}),
+    ("oneshot", {"method": "rsps", "candidates": 3, "nb201_table": "cifar10"}),
+    ("oneshot", {"method": "gdas"}),
+    ("oneshot", {"method": "setn", "candidates": 3}),
+    ("oneshot", {"method": "enas"}),
     ("curves", {}),
 ]
 
