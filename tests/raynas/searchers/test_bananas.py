@@ -62,6 +62,35 @@ def test_ensemble_is_reproducible_from_its_generator():
     assert np.array_equal(a.predict(x), b.predict(x))
 
 
+def test_ensemble_warm_refit_continues_from_the_last_weights():
+    rng = np.random.default_rng(2)
+    x = rng.random((120, 6)).astype(np.float32)
+    y = 20 + 5 * x @ rng.normal(size=6)
+    cold = MLPEnsemble(members=3, epochs=150)
+    cold.fit(x[:60], y[:60], torch.Generator().manual_seed(0))
+    before = [w.clone() for w in cold.weights]
+    warm = MLPEnsemble(members=3, epochs=150)
+    warm.set_state(cold.get_state())
+    # 10 steps from the fitted weights on twice the data: far better than 10 steps from scratch
+    warm.fit(x[:100], y[:100], torch.Generator().manual_seed(1), warm=10)
+    scratch = MLPEnsemble(members=3, epochs=10)
+    scratch.fit(x[:100], y[:100], torch.Generator().manual_seed(1))
+
+    def rmse(model):
+        return math.sqrt(np.mean((model.predict(x[100:]).mean(axis=0) - y[100:]) ** 2))
+
+    assert rmse(warm) < 0.5 * rmse(scratch)
+    assert all(torch.equal(a, b) for a, b in zip(before, cold.weights, strict=True))
+    moved = [not torch.equal(a, b) for a, b in zip(before, warm.weights, strict=True)]
+    assert all(moved)
+    assert warm.predict(x).std(axis=0).mean() > 0  # members still disagree
+    # inputs of another width cannot continue: a fresh fit of ``epochs`` steps
+    warm.fit(x[:100, :4], y[:100], torch.Generator().manual_seed(1), warm=10)
+    assert warm.weights[0].shape == (3, 4, 32)
+    with pytest.raises(ValueError, match="warm must be an integer >= 1, got 0"):
+        warm.fit(x, y, torch.Generator(), warm=0)
+
+
 def test_ensemble_rejects_bad_options():
     with pytest.raises(ValueError, match="members must be an integer >= 1, got 0"):
         MLPEnsemble(members=0)
@@ -80,6 +109,7 @@ def test_ensemble_rejects_bad_options():
         ("num_parents", 0, "num_parents must be an integer >= 1, got 0"),
         ("random_candidates", -1, "random_candidates must be an integer >= 0, got -1"),
         ("retrain_every", 0, "retrain_every must be an integer >= 1, got 0"),
+        ("refit_epochs", 0, "refit_epochs must be an integer >= 1, got 0"),
         ("hidden_size", 0, "hidden_size must be an integer >= 1, got 0"),
         ("num_layers", 0, "num_layers must be an integer >= 1, got 0"),
         ("patience", 0, "patience must be an integer >= 1, got 0"),
