@@ -91,6 +91,25 @@ def test_ensemble_warm_refit_continues_from_the_last_weights():
         warm.fit(x, y, torch.Generator(), warm=0)
 
 
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-3])
+def test_ensemble_adam_update_is_torch_optim_adam_bit_for_bit(weight_decay):
+    from raynas.searchers.ensemble import _Adam
+
+    gen = torch.Generator().manual_seed(0)
+    ours = [torch.randn(3, 4, 5, generator=gen).requires_grad_() for _ in range(2)]
+    theirs = [p.detach().clone().requires_grad_() for p in ours]
+    adam = _Adam(ours, 0.01, weight_decay)
+    opt = torch.optim.Adam(theirs, lr=0.01, weight_decay=weight_decay)
+    x = torch.randn(3, 7, 4, generator=gen)
+    for _ in range(30):
+        for params, step in ((ours, adam.step), (theirs, opt.step)):
+            for p in params:
+                p.grad = None
+            (torch.bmm(torch.bmm(x, params[0]), params[1].transpose(1, 2)) ** 2).mean().backward()
+            step()
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+
+
 def test_ensemble_rejects_bad_options():
     with pytest.raises(ValueError, match="members must be an integer >= 1, got 0"):
         MLPEnsemble(members=0)
