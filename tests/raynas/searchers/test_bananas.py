@@ -165,11 +165,15 @@ def test_bananas_starts_randomly_then_suggests_neighbours_of_the_best():
 
 def test_bananas_never_resuggests_and_finds_a_good_nb201_cell():
     space = _nb201()
-    configs = table_loop(_searcher(space, seed=2), space, 100)
-    assert len({_arch(space, c) for c in configs}) == 100
     _, optimum = nb201.table().optimum("cifar10")
-    # random search of 100 cells leaves ~1.2 points of regret on average
-    assert optimum - max(_val(space, c) for c in configs) < 0.6
+    regrets = []
+    for seed in range(4):
+        configs = table_loop(_searcher(space, seed=seed), space, 100)
+        assert len({_arch(space, c) for c in configs}) == 100
+        regrets.append(optimum - max(_val(space, c) for c in configs))
+    # random search of 100 cells leaves ~1.2 points of regret on average (a single run of
+    # bananas can end a local optimum away, ~0.6)
+    assert np.mean(regrets) < 0.6
 
 
 def test_bananas_new_region_after_patience():
