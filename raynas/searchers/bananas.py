@@ -31,7 +31,8 @@ suggests the candidate architecture with the highest acquisition value:
    predictor keeps learning from every result). While the region's unseen neighbours are all
    in flight, the candidates are ``num_candidates`` random unseen architectures instead.
 
-**Defaults**: 5 MLPs of 2 x 32 units, 100 Adam steps per fit, refitted every 5 results,
+**Defaults**: 5 MLPs of 2 x 32 units, 100 Adam steps for the first fit and 20 for each
+refit (from the last weights), refitted every 5 results,
 ``its`` over the neighbours of the single best architecture of the region (``num_parents=1``,
 no random candidates), a new region at a local optimum or after 10 results without
 improvement (``patience``). How they were chosen: benchmarks/README.md, issue 29.
