@@ -8,8 +8,10 @@ suggests the candidate architecture with the highest acquisition value:
    MLPs reads architectures through an encoding (``raynas.searchers.encodings``: the path or
    adjacency encoding of a cell, the one-hot of the keys for other spaces), optionally with
    zero-cost proxy scores appended (``zero_cost``), and is trained on every successful result
-   so far. It is retrained from scratch every ``retrain_every`` results; suggestions in
-   between use the last fit.
+   so far. It is refitted every ``retrain_every`` results: the first fit trains ``epochs``
+   steps from a random initialisation, later ones continue from the last fit's weights for
+   ``refit_epochs`` steps (``refit_epochs=None``: every fit from scratch, as in BANANAS);
+   suggestions in between use the last fit.
 3. **Candidates.** The unseen neighbours (architectures one decision away, see
    ``raynas.searchers.moves``) of the ``num_parents`` best architectures of the current
    *region* (see 5): all of them when the neighbourhood can be enumerated, else a seeded
@@ -29,7 +31,8 @@ suggests the candidate architecture with the highest acquisition value:
    predictor keeps learning from every result). While the region's unseen neighbours are all
    in flight, the candidates are ``num_candidates`` random unseen architectures instead.
 
-**Defaults**: 5 MLPs of 2 x 32 units, 100 Adam steps per fit, refitted every 5 results,
+**Defaults**: 5 MLPs of 2 x 32 units, 100 Adam steps for the first fit and 20 for each
+refit (from the last weights), refitted every 5 results,
 ``its`` over the neighbours of the single best architecture of the region (``num_parents=1``,
 no random candidates), a new region at a local optimum or after 10 results without
 improvement (``patience``). How they were chosen: benchmarks/README.md, issue 29.
@@ -131,6 +134,8 @@ class BananasSearcher(NASSearcher):
         epochs: full-batch Adam steps per fit.
         lr: Adam's learning rate.
         retrain_every: results between two fits of the predictor (>= 1).
+        refit_epochs: Adam steps of a refit that continues from the last fit's weights
+            (>= 1), or None to train every fit from scratch for ``epochs`` steps.
         acquisition: ``its`` or ``ucb``.
         ucb_beta: weight of the standard deviation in ``ucb`` (>= 0).
         num_parents: best architectures whose neighbours are candidates (>= 1).
@@ -161,6 +166,7 @@ class BananasSearcher(NASSearcher):
         epochs: int = 100,
         lr: float = 0.01,
         retrain_every: int = 5,
+        refit_epochs: int | None = 20,
         acquisition: str = "its",
         ucb_beta: float = 1.0,
         num_parents: int = 1,
@@ -172,6 +178,8 @@ class BananasSearcher(NASSearcher):
     ) -> None:
         check_int("n_init", n_init, 1)
         check_int("retrain_every", retrain_every, 1)
+        if refit_epochs is not None:
+            check_int("refit_epochs", refit_epochs, 1)
         check_int("num_parents", num_parents, 1)
         check_int("num_candidates", num_candidates, 1)
         check_int("random_candidates", random_candidates, 0)
@@ -204,6 +212,7 @@ class BananasSearcher(NASSearcher):
         self.n_init = int(n_init)
         self.encoding = encoding
         self.retrain_every = int(retrain_every)
+        self.refit_epochs = None if refit_epochs is None else int(refit_epochs)
         self.acquisition = acquisition
         self.ucb_beta = float(ucb_beta)
         self.num_parents = int(num_parents)
@@ -293,7 +302,7 @@ class BananasSearcher(NASSearcher):
         keys = [self.arch_key(c) for c in configs]
         x = self._encode(configs, keys)
         y = np.array([s for _, s in scored], dtype=np.float64)
-        loss = self.predictor.fit(x, y, self.generator)
+        loss = self.predictor.fit(x, y, self.generator, warm=self.refit_epochs)
         self.fitted_on = len(scored)
         log.debug(
             "%s: predictor fitted on %d results, loss %.4f", type(self).__name__, len(y), loss

@@ -15,7 +15,9 @@
    key comes from either parent with probability 1/2. The child is then mutated with the
    per-key probability only (no change is forced: it usually differs from both parents).
 4. **Mutation**: each mutable key changes with probability ``p_mutation`` (None: 1 / number
-   of mutable keys), and at least one key always changes. Categorical keys are *resampled*
+   of mutable keys), and at least one key always changes; with ``p_mutation=0`` (the default)
+   exactly one key changes, so a child is a neighbour of its parent (a local move,
+   ``raynas.searchers.moves``). Categorical keys are *resampled*
    among the other values; numeric keys are *perturbed*: a Gaussian step of sd
    ``moves.NUMERIC_STEP`` x the key's range, in log scale for loguniform keys, reflected at the
    bounds and quantised when the domain is; an integer moves by at least one step.
@@ -52,8 +54,8 @@ returns the non-dominated completed trials. Any reported metric can be an object
 ``{val_acc: max, latency_ms: min}`` with the train trainable's ``latency: true`` (measured
 latency; combine with a ``latency_ms`` constraint to search only below a predicted bound).
 
-Defaults: ``population_size`` 20, ``sample_size`` = ``population_size`` (the tournament
-picks the best of the population), ``p_mutation`` 1 / number of mutable keys, no crossover,
+Defaults: ``population_size`` 30, ``sample_size`` = ``population_size`` (the tournament
+picks the best of the population), ``p_mutation`` 0 (one key per child), no crossover,
 the oldest member out. ``benchmarks/nb201_searchers.py`` compares them with the peers.
 """
 
@@ -95,13 +97,14 @@ class EvolutionSearcher(NASSearcher):
         points_to_evaluate: configs suggested first; they count towards the initial
             population.
         population_size: members kept (P); also the number of random initial configs.
-            How the defaults (P=20, S=P, p_mutation=1/keys) were picked: benchmarks/README.md.
+            How the defaults (P=30, S=P, p_mutation=0) were picked: benchmarks/README.md
+            (issue 3 for S, issue 29 for P and p_mutation).
         sample_size: tournament size (S), 1 <= S <= P; None = P (greedy: the best of the last P
             results is the parent, the tuned default); S = 1 is random parent selection.
         p_crossover: probability that a child comes from uniform crossover of two tournament
             winners (then mutated with ``p_mutation`` per key, nothing forced).
-        p_mutation: per-key mutation probability (at least one key always changes); None =
-            1 / number of mutable keys.
+        p_mutation: per-key mutation probability (at least one key always changes); 0 =
+            exactly one key per child; None = 1 / number of mutable keys.
         replacement: "oldest" (regularized evolution) or "worst".
         constraint: None, a callable ``config -> bool``, or bounds on quantities of the space,
             e.g. ``{"params_m": {"max": 1.5}}`` or ``{"latency_ms": {"max": 5}}`` (see
@@ -122,10 +125,10 @@ class EvolutionSearcher(NASSearcher):
         mode: str | Sequence[str] | None = None,
         seed: int | None = None,
         points_to_evaluate: list[dict] | None = None,
-        population_size: int = 20,
+        population_size: int = 30,
         sample_size: int | None = None,
         p_crossover: float = 0.0,
-        p_mutation: float | None = None,
+        p_mutation: float | None = 0.0,
         replacement: str = "oldest",
         constraint: Constraint = None,
         objectives: Mapping[str, str] | None = None,

@@ -62,6 +62,54 @@ def test_ensemble_is_reproducible_from_its_generator():
     assert np.array_equal(a.predict(x), b.predict(x))
 
 
+def test_ensemble_warm_refit_continues_from_the_last_weights():
+    rng = np.random.default_rng(2)
+    x = rng.random((120, 6)).astype(np.float32)
+    y = 20 + 5 * x @ rng.normal(size=6)
+    cold = MLPEnsemble(members=3, epochs=150)
+    cold.fit(x[:60], y[:60], torch.Generator().manual_seed(0))
+    before = [w.clone() for w in cold.weights]
+    warm = MLPEnsemble(members=3, epochs=150)
+    warm.set_state(cold.get_state())
+    # 10 steps from the fitted weights on twice the data: far better than 10 steps from scratch
+    warm.fit(x[:100], y[:100], torch.Generator().manual_seed(1), warm=10)
+    scratch = MLPEnsemble(members=3, epochs=10)
+    scratch.fit(x[:100], y[:100], torch.Generator().manual_seed(1))
+
+    def rmse(model):
+        return math.sqrt(np.mean((model.predict(x[100:]).mean(axis=0) - y[100:]) ** 2))
+
+    assert rmse(warm) < 0.5 * rmse(scratch)
+    assert all(torch.equal(a, b) for a, b in zip(before, cold.weights, strict=True))
+    moved = [not torch.equal(a, b) for a, b in zip(before, warm.weights, strict=True)]
+    assert all(moved)
+    assert warm.predict(x).std(axis=0).mean() > 0  # members still disagree
+    # inputs of another width cannot continue: a fresh fit of ``epochs`` steps
+    warm.fit(x[:100, :4], y[:100], torch.Generator().manual_seed(1), warm=10)
+    assert warm.weights[0].shape == (3, 4, 32)
+    with pytest.raises(ValueError, match="warm must be an integer >= 1, got 0"):
+        warm.fit(x, y, torch.Generator(), warm=0)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-3])
+def test_ensemble_adam_update_is_torch_optim_adam_bit_for_bit(weight_decay):
+    from raynas.searchers.ensemble import _Adam
+
+    gen = torch.Generator().manual_seed(0)
+    ours = [torch.randn(3, 4, 5, generator=gen).requires_grad_() for _ in range(2)]
+    theirs = [p.detach().clone().requires_grad_() for p in ours]
+    adam = _Adam(ours, 0.01, weight_decay)
+    opt = torch.optim.Adam(theirs, lr=0.01, weight_decay=weight_decay)
+    x = torch.randn(3, 7, 4, generator=gen)
+    for _ in range(30):
+        for params, step in ((ours, adam.step), (theirs, opt.step)):
+            for p in params:
+                p.grad = None
+            (torch.bmm(torch.bmm(x, params[0]), params[1].transpose(1, 2)) ** 2).mean().backward()
+            step()
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))
+
+
 def test_ensemble_rejects_bad_options():
     with pytest.raises(ValueError, match="members must be an integer >= 1, got 0"):
         MLPEnsemble(members=0)
@@ -80,6 +128,7 @@ def test_ensemble_rejects_bad_options():
         ("num_parents", 0, "num_parents must be an integer >= 1, got 0"),
         ("random_candidates", -1, "random_candidates must be an integer >= 0, got -1"),
         ("retrain_every", 0, "retrain_every must be an integer >= 1, got 0"),
+        ("refit_epochs", 0, "refit_epochs must be an integer >= 1, got 0"),
         ("hidden_size", 0, "hidden_size must be an integer >= 1, got 0"),
         ("num_layers", 0, "num_layers must be an integer >= 1, got 0"),
         ("patience", 0, "patience must be an integer >= 1, got 0"),
@@ -116,11 +165,15 @@ def test_bananas_starts_randomly_then_suggests_neighbours_of_the_best():
 
 def test_bananas_never_resuggests_and_finds_a_good_nb201_cell():
     space = _nb201()
-    configs = table_loop(_searcher(space, seed=2), space, 100)
-    assert len({_arch(space, c) for c in configs}) == 100
     _, optimum = nb201.table().optimum("cifar10")
-    # random search of 100 cells leaves ~1.2 points of regret on average
-    assert optimum - max(_val(space, c) for c in configs) < 0.6
+    regrets = []
+    for seed in range(4):
+        configs = table_loop(_searcher(space, seed=seed), space, 100)
+        assert len({_arch(space, c) for c in configs}) == 100
+        regrets.append(optimum - max(_val(space, c) for c in configs))
+    # random search of 100 cells leaves ~1.2 points of regret on average (a single run of
+    # bananas can end a local optimum away, ~0.6)
+    assert np.mean(regrets) < 0.6
 
 
 def test_bananas_new_region_after_patience():

@@ -108,6 +108,20 @@ def test_evolution_child_is_a_mutation_of_the_tournament_winner():
     assert sum(child[k] != best[k] for k in child) == 1  # S = P: the best is the parent
 
 
+def test_evolution_defaults_make_children_that_are_local_moves():
+    # defaults: P = 30 random configs first, then one key changed per child (p_mutation 0)
+    space = _nb201()
+    searcher = make_evolution(space, "val_acc", "max", seed=0)
+    assert (searcher.population_size, searcher.sample_size) == (30, 30)
+    assert searcher.p_mutation == 0.0
+    _loop(searcher, space, 30)
+    for i in range(20):
+        best = max(searcher.population, key=lambda m: m[3])[1]
+        child = searcher.suggest(f"child{i}")
+        assert sum(child[k] != best[k] for k in child) == 1
+        searcher.on_trial_complete(f"child{i}", {"val_acc": 0.0})
+
+
 def test_evolution_removes_the_oldest_member():
     space = _nb201()
     searcher = _searcher(space, population_size=4, sample_size=2)
