@@ -15,8 +15,8 @@
    key comes from either parent with probability 1/2. The child is then mutated with the
    per-key probability only (no change is forced: it usually differs from both parents).
 4. **Mutation**: each mutable key changes with probability ``p_mutation`` (None: 1 / number
-   of mutable keys), and at least one key always changes; with ``p_mutation=0`` (the default)
-   exactly one key changes, so a child is a neighbour of its parent (a local move,
+   of mutable keys), and at least one key always changes; with ``p_mutation=0`` exactly one
+   key changes, so a child is a neighbour of its parent (a local move,
    ``raynas.searchers.moves``). Categorical keys are *resampled*
    among the other values; numeric keys are *perturbed*: a Gaussian step of sd
    ``moves.NUMERIC_STEP`` x the key's range, in log scale for loguniform keys, reflected at the
@@ -54,8 +54,8 @@ returns the non-dominated completed trials. Any reported metric can be an object
 ``{val_acc: max, latency_ms: min}`` with the train trainable's ``latency: true`` (measured
 latency; combine with a ``latency_ms`` constraint to search only below a predicted bound).
 
-Defaults: ``population_size`` 30, ``sample_size`` = ``population_size`` (the tournament
-picks the best of the population), ``p_mutation`` 0 (one key per child), no crossover,
+Defaults: ``population_size`` 20, ``sample_size`` = ``population_size`` (the tournament
+picks the best of the population), ``p_mutation`` 1 / number of mutable keys, no crossover,
 the oldest member out. ``benchmarks/nb201_searchers.py`` compares them with the peers.
 """
 
@@ -97,8 +97,8 @@ class EvolutionSearcher(NASSearcher):
         points_to_evaluate: configs suggested first; they count towards the initial
             population.
         population_size: members kept (P); also the number of random initial configs.
-            How the defaults (P=30, S=P, p_mutation=0) were picked: benchmarks/README.md
-            (issue 3 for S, issue 29 for P and p_mutation).
+            How the defaults (P=20, S=P, p_mutation=1/keys) were picked: benchmarks/README.md
+            (issue 3; issue 29b measured P=30 with p_mutation=0 and kept these).
         sample_size: tournament size (S), 1 <= S <= P; None = P (greedy: the best of the last P
             results is the parent, the tuned default); S = 1 is random parent selection.
         p_crossover: probability that a child comes from uniform crossover of two tournament
@@ -125,10 +125,10 @@ class EvolutionSearcher(NASSearcher):
         mode: str | Sequence[str] | None = None,
         seed: int | None = None,
         points_to_evaluate: list[dict] | None = None,
-        population_size: int = 30,
+        population_size: int = 20,
         sample_size: int | None = None,
         p_crossover: float = 0.0,
-        p_mutation: float | None = 0.0,
+        p_mutation: float | None = None,
         replacement: str = "oldest",
         constraint: Constraint = None,
         objectives: Mapping[str, str] | None = None,

@@ -108,10 +108,10 @@ def test_evolution_child_is_a_mutation_of_the_tournament_winner():
     assert sum(child[k] != best[k] for k in child) == 1  # S = P: the best is the parent
 
 
-def test_evolution_defaults_make_children_that_are_local_moves():
-    # defaults: P = 30 random configs first, then one key changed per child (p_mutation 0)
+def test_evolution_p_mutation_0_makes_children_that_are_local_moves():
+    # P = 30 random configs first, then exactly one key changed per child (p_mutation 0)
     space = _nb201()
-    searcher = make_evolution(space, "val_acc", "max", seed=0)
+    searcher = make_evolution(space, "val_acc", "max", seed=0, population_size=30, p_mutation=0.0)
     assert (searcher.population_size, searcher.sample_size) == (30, 30)
     assert searcher.p_mutation == 0.0
     _loop(searcher, space, 30)
