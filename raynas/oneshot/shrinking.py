@@ -40,6 +40,10 @@ from raynas.torch_state import resolve_device, rng_state, set_rng_state
 PHASES = ("full", "kernel", "depth", "expand")
 #: CPU-sized default schedule (epochs per phase).
 DEFAULT_PHASES = {"full": 2, "kernel": 1, "depth": 1, "expand": 2}
+#: OFA's base learning rates of the elastic phases per 64-image batch (train_ofa_net.py:
+#: kernel 3e-2, depth and expand 7.5e-3 in their final steps; OFA multiplies them by the
+#: number of 64-image GPU batches). The full phase uses ``lr``.
+OFA_PHASE_LR = {"kernel": 3e-2, "depth": 7.5e-3, "expand": 7.5e-3}
 #: Prefix of the Tune config keys a supernet trial reads.
 CONFIG_PREFIX = "supernet."
 #: Settings a trial's config may override (``supernet.<name>``), and which ``sweep`` takes.
@@ -105,7 +109,7 @@ class SupernetOptions:
     phases: dict = field(default_factory=lambda: dict(DEFAULT_PHASES))
     batch_size: int = 64
     lr: float = 0.05
-    elastic_lr: float | None = None
+    phase_lr: dict | None = None
     min_lr: float = 0.0
     momentum: float = 0.9
     nesterov: bool = True
@@ -135,8 +139,16 @@ class SupernetOptions:
         for key in ("lr", "kd_temperature"):
             if not getattr(self, key) > 0:
                 raise ValueError(f"{key} must be > 0, got {getattr(self, key)!r}")
-        if self.elastic_lr is not None and not self.elastic_lr > 0:
-            raise ValueError(f"elastic_lr must be > 0 or null, got {self.elastic_lr!r}")
+        rates = {} if self.phase_lr is None else self.phase_lr
+        if not isinstance(rates, Mapping):
+            raise ValueError(f"phase_lr must be a mapping such as {{kernel: 0.03}}, got {rates!r}")
+        for name, value in rates.items():
+            if name not in PHASES:
+                raise ValueError(
+                    f"unknown phase {name!r} in phase_lr; choose from: {', '.join(PHASES)}"
+                )
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"phase_lr.{name} must be a number > 0, got {value!r}")
         for key in ("min_lr", "weight_decay"):
             if not getattr(self, key) >= 0:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)!r}")
@@ -156,6 +168,16 @@ class SupernetOptions:
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.sweep is not None:
             sweep_space(self.sweep)
+
+    def base_lr(self, phase: str) -> float:
+        """The learning rate ``phase`` starts its cosine from: ``phase_lr[phase]`` if given,
+        else ``lr`` for the full phase and OFA's rate (``OFA_PHASE_LR``) scaled linearly by
+        ``batch_size / 64`` for the elastic ones."""
+        if self.phase_lr and phase in self.phase_lr:
+            return float(self.phase_lr[phase])
+        if phase == "full":
+            return self.lr
+        return OFA_PHASE_LR[phase] * self.batch_size / 64
 
     @property
     def epochs(self) -> int:
@@ -283,11 +305,11 @@ class ProgressiveShrinking:
         raise ValueError(f"epoch {epoch} is past the schedule ({self.options.epochs} epochs)")
 
     def lr_at(self, epoch: int, progress: float) -> float:
-        """Cosine from the phase's rate to ``min_lr`` over each phase (restarted per phase, as
-        OFA does); ``progress`` in [0, 1) is the fraction of the epoch done."""
+        """Cosine from the phase's rate (``SupernetOptions.base_lr``) to ``min_lr``, restarted
+        each phase as OFA does; ``progress`` in [0, 1) is the fraction of the epoch done."""
         phase, index, epochs = self.phase_at(epoch)
         o = self.options
-        base = o.lr if phase == "full" else (o.elastic_lr or o.lr)
+        base = o.base_lr(phase)
         t = (index + progress) / epochs
         return o.min_lr + 0.5 * (base - o.min_lr) * (1 + math.cos(math.pi * t))
 

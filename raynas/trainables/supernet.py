@@ -16,8 +16,11 @@ shrinking (Cai et al., "Once-for-All", ICLR 2020; engine: ``raynas.oneshot.shrin
   ``kd_ratio * T^2 * KL(largest || subnet)`` at temperature ``kd_temperature`` (OFA's
   ``kd_ratio``; OFA's teacher is a separately trained network).
 * SGD (momentum 0.9, Nesterov, weight decay 3e-5 except BatchNorm, biases and the kernel
-  transformation matrices, as OFA), cosine per iteration from ``lr`` (full phase) or
-  ``elastic_lr`` (the others; default ``lr``) to ``min_lr``, restarted each phase as in OFA.
+  transformation matrices, as OFA), cosine per iteration to ``min_lr``, restarted each phase
+  as in OFA, from ``lr`` in the full phase and from OFA's rates in the elastic ones (kernel
+  0.03, depth and expand 0.0075 per 64-image batch, scaled by ``batch_size / 64``; a restart
+  at the full phase's rate undoes what the full phase learnt). ``phase_lr`` (e.g.
+  ``{kernel: 0.05}``) sets any phase's rate.
 
 **Tune config.** The experiment's architecture keys are ignored; the optional keys
 ``supernet.seed``, ``supernet.sandwich``, ``supernet.kd_ratio`` override the options of the

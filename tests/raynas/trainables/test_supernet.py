@@ -160,13 +160,15 @@ def test_kd_loss_is_zero_for_equal_outputs_and_grows_apart():
 
 
 def test_lr_is_a_cosine_restarted_each_phase():
-    engine = _engine(lr=0.1, elastic_lr=0.04, phases={"full": 2, "kernel": 2})
+    phases = {"full": 2, "kernel": 2, "expand": 1}
+    engine = _engine(lr=0.1, phase_lr={"kernel": 0.04}, phases=phases)
     assert engine.lr_at(0, 0.0) == pytest.approx(0.1)
     assert engine.lr_at(1, 0.0) == pytest.approx(0.05)
     assert engine.lr_at(2, 0.0) == pytest.approx(0.04)
     assert engine.lr_at(3, 0.5) == pytest.approx(0.02 * (1 + math.cos(math.pi * 0.75)))
+    assert engine.lr_at(4, 0.0) == pytest.approx(0.0075 * 32 / 64)  # OFA's, batch 32
     with pytest.raises(ValueError, match="past the schedule"):
-        engine.lr_at(4, 0.0)
+        engine.lr_at(5, 0.0)
 
 
 def test_epochs_report_phases_and_subnet_accuracies():
@@ -233,6 +235,8 @@ def test_config_keys_override_options():
         ({"phases": {"expand": 1, "full": 1}}, "phases run in the order full, kernel"),
         ({"phases": {}}, "phases must be a non-empty mapping"),
         ({"kd_ratio": -1}, "kd_ratio must be a number >= 0"),
+        ({"phase_lr": {"kernal": 0.1}}, "unknown phase 'kernal' in phase_lr"),
+        ({"phase_lr": {"kernel": 0}}, "phase_lr.kernel must be a number > 0"),
         ({"sweep": {"width": [1]}}, "unknown sweep key 'width'"),
         ({"subnets_per_step": 0}, "subnets_per_step must be an integer >= 1"),
         ({"epochs": 3}, "unknown option 'epochs' for trainable 'supernet'"),
