@@ -330,8 +330,9 @@ def best(summary: Summary) -> dict[str, Any]:
     row = ranked.iloc[0]
     config = {k.removeprefix("config/"): v for k, v in row.items() if k.startswith("config/")}
     space = search_spaces.get(summary.config.space.name, **summary.config.space.options)
-    if summary.config.trainable.name == "darts":
-        # A DARTS trial ignores its sampled cell; its result is the derived genotype.
+    if summary.config.trainable.name in ("darts", "supernet"):
+        # A DARTS trial ignores its sampled cell; its result is the derived genotype. A supernet
+        # trial ignores it too and reports its largest subnet (whose accuracy is val_acc).
         genotype = space.from_str(str(row["arch"]))
         config = space.encode(genotype)
     else:

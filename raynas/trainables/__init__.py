@@ -106,7 +106,7 @@ def _darts(space: SearchSpace, o: dict) -> tuple[str, ...]:
 
 def _supernet(space: SearchSpace, o: dict) -> tuple[str, ...]:
     return tuple(
-        "epoch phase train_loss val_acc_largest val_acc_smallest val_acc_random val_acc lr "
+        "epoch phase arch train_loss val_acc_largest val_acc_smallest val_acc_random val_acc lr "
         "params_m seed cost_s".split()
     )
 
