@@ -238,7 +238,7 @@ def load_supernet(
     Returns:
         ``(supernet, meta)``; ``meta`` has ``identity``, ``options`` (the trainable's options:
         dataset, root, image_size, subset, val_fraction, seed ...), ``epoch``, ``phase``,
-        ``path`` (the file read, as shown in messages) and ``trial_config`` when saved.
+        ``path`` (the file read, as shown in messages).
 
     Raises:
         ConfigError: the source is missing, truncated, not a supernet checkpoint, or of
@@ -279,6 +279,4 @@ def load_supernet(
         "phase": state.get("phase"),
         "path": shown,
     }
-    if "trial_config" in state:
-        meta["trial_config"] = state["trial_config"]
     return net, meta
