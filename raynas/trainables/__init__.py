@@ -23,12 +23,14 @@ _REGISTRY: dict[str, str] = {
     "darts": "raynas.trainables.darts:make",
     "oneshot": "raynas.trainables.oneshot:make",
     "curves": "raynas.trainables.curves:make",
+    "supernet": "raynas.trainables.supernet:make",
 }
 
 
 #: Trainables that run a whole search inside each trial: a trial ignores its sampled cell and
-#: reports the derived architecture as ``arch`` (``darts`` and its family name ``oneshot``).
-SEARCH_IN_TRIAL = frozenset({"darts", "oneshot"})
+#: reports the derived architecture as ``arch`` (``darts`` and its family name ``oneshot``;
+#: ``supernet``: the largest subnet, whose accuracy is its ``val_acc``).
+SEARCH_IN_TRIAL = frozenset({"darts", "oneshot", "supernet"})
 
 
 def names() -> list[str]:
@@ -55,6 +57,7 @@ _OPTIONS: dict[str, str] = {
     "train": "raynas.trainables.train:TrainOptions",
     "darts": "raynas.oneshot.options:DartsOptions",
     "oneshot": "raynas.oneshot.options:DartsOptions",
+    "supernet": "raynas.oneshot.shrinking:SupernetOptions",
 }
 
 
@@ -123,6 +126,13 @@ METHOD_METRICS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _supernet(space: SearchSpace, o: dict) -> tuple[str, ...]:
+    return tuple(
+        "epoch phase arch train_loss val_acc_largest val_acc_smallest val_acc_random val_acc lr "
+        "params_m seed cost_s".split()
+    )
+
+
 def _curves(space: SearchSpace, o: dict) -> tuple[str, ...]:
     from raynas.benchmarks import curves
 
@@ -136,6 +146,7 @@ _METRICS: dict[str, Callable[[SearchSpace, dict], tuple[str, ...]]] = {
     "darts": _darts,
     "oneshot": _darts,
     "curves": _curves,
+    "supernet": _supernet,
 }
 
 

@@ -72,6 +72,27 @@ def _curves(space, options):
         trial.stop()
 
 
+def _supernet(space, options):
+    from raynas.oneshot.shrinking import ProgressiveShrinking, SupernetOptions
+    from raynas.torch_state import single_thread
+
+    opts = SupernetOptions(
+        **{
+            "dataset": "digits",
+            "subset": 64,
+            "val_fraction": 32,
+            "batch_size": 32,
+            "phases": {"full": 1},
+            "eval_subnets": 1,
+            "bn_batches": 1,
+            "threads": 1,
+            **options,
+        }
+    )
+    with single_thread():  # as the trainable's threads: 1 (the engine leaves threads alone)
+        return ProgressiveShrinking(opts, width_mult=space.width_mult).step()
+
+
 def _oneshot(space, options):
     from raynas.oneshot.methods import make_search
     from raynas.trainables.darts import DartsOptions
@@ -90,7 +111,10 @@ RUN = {
     "darts": _darts,
     "oneshot": _oneshot,
     "curves": _curves,
+    "supernet": _supernet,
 }
+#: The space a trainable's case runs on (nb201 unless named here).
+SPACES = {"supernet": "mobilenetv3"}
 CASES = [
     # one case each (a darts or train epoch takes ~10 s on a busy 2-core machine), with the
     # options that add metrics
@@ -103,6 +127,7 @@ CASES = [
     ("oneshot", {"method": "setn", "candidates": 3}),
     ("oneshot", {"method": "enas"}),
     ("curves", {}),
+    ("supernet", {"sandwich": True}),
 ]
 
 
@@ -112,7 +137,7 @@ def test_every_registered_trainable_is_covered():
 
 @pytest.mark.parametrize(("name", "options"), CASES)
 def test_declared_metrics_are_the_reported_ones(name, options):
-    space = search_spaces.get("nb201")
+    space = search_spaces.get(SPACES.get(name, "nb201"))
     reported = RUN[name](space, options)
     declared = trainables.metrics(name, space, **options)
     own = set(reported) - {"done", "should_checkpoint", *trainables.TUNE_METRICS}
