@@ -207,7 +207,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--epoch-points", type=int, nargs="+", default=[1, 2, 5])
     p.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.25, 0.5])
-    p.add_argument("--train-images", type=int, default=3000)
+    p.add_argument("--train-images", type=int, default=2500)
     p.add_argument("--val-images", type=int, default=1000)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.05)

@@ -120,10 +120,15 @@ def subset_steps(schedule: list | dict) -> list[tuple[int, float | int]]:
         ValueError: an empty schedule, a bad epoch or amount, or a decreasing schedule.
     """
     if isinstance(schedule, Mapping):
-        for epoch in schedule:
+        steps = []
+        for epoch, amount in schedule.items():
+            # (a saved raynas.yaml holds the epochs as strings: JSON keys)
+            if isinstance(epoch, str) and epoch.isdigit():
+                epoch = int(epoch)
             if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
                 raise ValueError(f"subset_schedule: epoch {epoch!r} must be an integer >= 1")
-        steps = sorted(schedule.items())
+            steps.append((epoch, amount))
+        steps.sort()
         if steps and steps[0][0] != 1:
             raise ValueError(
                 f"subset_schedule {{epoch: amount}} must start at epoch 1, got {steps[0][0]}"
@@ -139,6 +144,26 @@ def subset_steps(schedule: list | dict) -> list[tuple[int, float | int]]:
         raise ValueError("subset_schedule must not be empty")
     datamod.check_subset_amounts("subset_schedule", [amount for _, amount in steps])
     return steps
+
+
+def check_subset_schedule(options: TrainOptions) -> None:
+    """DatasetError when ``options.subset_schedule`` names more images than the training split
+    holds or decreases once its counts and fractions are compared as image counts (loads the
+    dataset's splits; a schedule of fractions only needs no data and is not loaded)."""
+    schedule = options.subset_schedule
+    if schedule is None:
+        return
+    amounts = [amount for _, amount in subset_steps(schedule)]
+    if not any(isinstance(a, int) and not isinstance(a, bool) for a in amounts):
+        return
+    splits = datamod.load(
+        options.dataset,
+        root=options.root or datamod.default_root(),
+        val_fraction=options.val_fraction,
+        subset=options.subset,
+        seed=options.seed,
+    )
+    datamod.subset_counts("subset_schedule", amounts, len(splits.train))
 
 
 class Trainer:
