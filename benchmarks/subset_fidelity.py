@@ -109,6 +109,7 @@ def run_cell(arch: str, args: argparse.Namespace) -> dict:
         "arch": arch,
         "table_test_acc": nb201.table().lookup(arch, "cifar10").test_acc,
         "fidelities": {},
+        "val_images": args.val_images,
         "load": os.getloadavg()[0],
     }
     fid = out["fidelities"]
@@ -178,9 +179,15 @@ def table(records: list[dict], draws: int) -> list[str]:
     ref = [r["fidelities"]["reference"]["acc"] for r in records]
     tab = [r["table_test_acc"] for r in records]
     ref_cpu = np.mean([r["fidelities"]["reference"]["cpu_s"] for r in records])
+    n_val = records[0].get("val_images")
+    p = np.mean(ref) / 100
+    se = 100 * math.sqrt(p * (1 - p) / n_val) if n_val else math.nan
+    noise = f"; binomial SE of one accuracy on {n_val} val images {se:.1f}" if n_val else ""
     lines = [
+        f"# reference val acc over the cells: mean {np.mean(ref):.1f}%, sd {np.std(ref):.1f}, "
+        f"range {min(ref):.1f}-{max(ref):.1f}{noise}",
         f"{'fidelity':<16} {'rho':>6} {'95% CI':>15} {'rho table':>9} {'95% CI':>15} "
-        f"{'wall s':>8} {'cpu s':>8} {'x ref':>6}"
+        f"{'wall s':>8} {'cpu s':>8} {'x ref':>6}",
     ]
     for name in order:
         values = [r["fidelities"][name]["acc"] for r in records]
@@ -224,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.summarise:
         lines = Path(args.summarise).read_text().splitlines()
         records = [json.loads(line) for line in lines if line.strip()]
+        for record in records:  # (runs before the key was written used the default 1000)
+            record.setdefault("val_images", args.val_images)
         print(f"# {len(records)} cells from {args.summarise}")
         print("\n".join(table(records, args.boot)))
         return 0
