@@ -36,6 +36,24 @@ def test_suggestions_over_flat_categorical_spaces_decode_to_plain_values(space_n
     space.decode(later)
 
 
+def test_a_final_result_reaches_the_model_once():
+    # a trainable that reports once (table) ends each trial with its only result
+    space = search_spaces.get("nb201")
+    searcher = make("bohb", space, "val_acc", "max", seed=0)
+    searcher.set_search_properties("val_acc", "max", space.tune_space())
+    for i in range(3):
+        searcher.suggest(f"t{i}")
+        searcher.on_trial_complete(f"t{i}", {"val_acc": float(i), "training_iteration": 1})
+    searcher.suggest("rung")  # reached the rung at budget 3 first, then completed there
+    result = {"val_acc": 9.0, "training_iteration": 3, "hyperband_info": {"budget": 3}}
+    searcher.on_trial_result("rung", result)
+    searcher.on_trial_complete("rung", result)
+    searcher.suggest("failed")
+    searcher.on_trial_complete("failed", {"training_iteration": 1}, error=True)
+    assert {b: len(c) for b, c in searcher.bohber.configs.items()} == {1: 3, 3: 1}
+    assert searcher.bohber.losses[1] == [-0.0, -1.0, -2.0]  # mode max: BOHB minimises -acc
+
+
 def _config(**changes) -> config.ExperimentConfig:
     data = {
         "name": "bohb",
