@@ -163,6 +163,7 @@ def test_bohb_promotes_trials_to_larger_subsets_and_resumes_after_ctrl_c(ray_add
     assert any(epochs == [1] for epochs, _ in curves), curves  # some were stopped at budget 1
 
 
+@pytest.mark.slow
 def test_bohb_with_the_curves_trainable_runs_hyperband_brackets(ray_address, tmp_path, capsys):
     from raynas import cli
     from raynas.benchmarks.curve_table import points_to_evaluate
@@ -182,5 +183,6 @@ def test_bohb_with_the_curves_trainable_runs_hyperband_brackets(ray_address, tmp
     assert dict(summary.states) == {"TERMINATED": 9}
     lengths = sorted(len(summary.history(t)) for t in summary.trials["trial_id"])
     # max_t = the curves' 20 epochs, reduction factor 3: the brackets' rungs are at 2, 6 and
-    # 18 epochs; each bracket stops its worse trials at a rung and its best at the last one
-    assert set(lengths) <= {2, 6, 18} and lengths[0] == 2 and lengths[-1] == 18, lengths
+    # 18 epochs; each bracket stops its worse trials at a rung (a trial still running when
+    # its bracket ends stops where it is) and its best at the last rung
+    assert lengths[0] == 2 and lengths[-1] == 18 and lengths.count(2) >= 3, lengths
