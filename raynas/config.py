@@ -26,6 +26,9 @@ a trial that fails every time (a bug, a diverged loss: ``FloatingPointError``) i
 after 3 more tries, one epoch each for checkpointed trainables. ``max_failures: 0`` fails
 fast (while developing a trainable), -1 retries without limit.
 
+``searcher: bohb`` without a ``scheduler`` key gets ``scheduler: hyperband_for_bohb`` (the
+scheduler BOHB needs; ``raynas.preflight.build`` refuses BOHB with any other one).
+
 Every problem is reported as a ``ConfigError`` whose message is one line naming the key.
 Component options are checked by building the components (without Ray) in
 ``raynas.experiment.build``.
@@ -114,6 +117,15 @@ class ExperimentConfig(_Strict):
     storage_path: str = "~/raynas_results"
     time_budget_s: float | None = Field(default=None, gt=0)
     max_failures: int = Field(default=3, ge=-1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bohb_scheduler(cls, data: Any) -> Any:
+        searcher = data.get("searcher") if isinstance(data, dict) else None
+        name = searcher.get("name") if isinstance(searcher, dict) else searcher
+        if name == "bohb" and "scheduler" not in data:
+            return {**data, "scheduler": "hyperband_for_bohb"}
+        return data
 
     @field_validator("space", "searcher", "scheduler", "trainable")
     @classmethod

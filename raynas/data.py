@@ -413,3 +413,54 @@ def _cutout(x: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
 def default_root() -> str | None:
     """``$RAYNAS_DATA`` if set."""
     return os.environ.get(ENV_ROOT) or None
+
+
+def nested_order(y: torch.Tensor | np.ndarray, seed: int) -> np.ndarray:
+    """An order of the indices of labels ``y`` whose every prefix is class-balanced.
+
+    Each class's indices are permuted with a generator seeded from ``seed``, then the classes
+    are interleaved round-robin, so the first ``k`` indices are a class-balanced subset of
+    ``k`` images and a larger prefix always contains a smaller one (nested subsets).
+    """
+    y = np.asarray(y)
+    rng = np.random.default_rng([seed, 3])
+    parts, rank, cls = [], [], []
+    for i, c in enumerate(np.unique(y)):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        parts.append(idx)
+        rank.append(np.arange(len(idx)))
+        cls.append(np.full(len(idx), i))
+    if not parts:
+        return np.zeros(0, dtype=np.int64)
+    idx, rank, cls = np.concatenate(parts), np.concatenate(rank), np.concatenate(cls)
+    return idx[np.lexsort((cls, rank))]
+
+
+def check_subset_amounts(name: str, amounts: list) -> None:
+    """DatasetError unless every amount is a fraction in (0, 1] or a count >= 1 and amounts
+    of the same kind never decrease (fractions against counts need the data size: see
+    ``subset_counts``)."""
+    for value in amounts:
+        _check_amount(name, value, allow_none=False)
+    for kind in (float, int):
+        same = [v for v in amounts if isinstance(v, kind)]
+        for a, b in zip(same, same[1:], strict=False):
+            if b < a:
+                raise DatasetError(f"{name} must not decrease, but {b!r} follows {a!r}")
+
+
+def subset_counts(name: str, amounts: list, n: int) -> list[int]:
+    """Image counts of ``amounts`` (fractions of ``n`` or counts); DatasetError when a count
+    exceeds the ``n`` images or the counts decrease."""
+    check_subset_amounts(name, amounts)
+    counts = [max(1, int(round(a * n))) if isinstance(a, float) else int(a) for a in amounts]
+    for amount, count in zip(amounts, counts, strict=True):
+        if count > n:
+            raise DatasetError(f"{name}: {amount!r} exceeds the {n} images of the training split")
+    for i in range(1, len(counts)):
+        (a, ca), (b, cb) = (amounts[i - 1], counts[i - 1]), (amounts[i], counts[i])
+        if cb < ca:
+            raise DatasetError(
+                f"{name} must not decrease, but {b!r} ({cb} images) follows {a!r} ({ca} images)"
+            )
+    return counts

@@ -65,7 +65,7 @@ def build(config: ExperimentConfig) -> Parts:
     except (TypeError, ValueError) as e:
         raise _component_error("searcher", config.searcher.name, e) from None
     try:
-        scheduler = schedulers.make(config.scheduler.name, **config.scheduler.options)
+        scheduler = schedulers.make(config.scheduler.name, **_scheduler_options(config))
     except (TypeError, ValueError) as e:
         raise _component_error("scheduler", config.scheduler.name, e) from None
     try:
@@ -96,6 +96,52 @@ def searcher_options(config: ExperimentConfig) -> dict[str, Any]:
         )
         options["points_to_evaluate"] = points[: config.num_samples]
     return options
+
+
+def _scheduler_options(config: ExperimentConfig) -> dict[str, Any]:
+    """The scheduler's options; for BOHB's scheduler ``max_t`` defaults to the epochs the
+    trainable runs (``epochs``, or the stored curves' length for ``curves``). ConfigError
+    when BOHB and its scheduler are not paired."""
+    import schedulers
+
+    searcher, name = config.searcher.name, config.scheduler.name
+    options = dict(config.scheduler.options)
+    paired = name in schedulers.BOHB_SCHEDULERS
+    if searcher == "bohb" and not paired:
+        raise ConfigError(
+            f"scheduler {name!r} cannot run searcher 'bohb': BOHB needs scheduler "
+            "'hyperband_for_bohb' (HyperBandForBOHB, which hands it each result's budget); "
+            "name that one or leave scheduler out"
+        )
+    if paired and searcher != "bohb":
+        raise ConfigError(
+            f"scheduler {name!r} (HyperBandForBOHB) works only with searcher 'bohb', got "
+            f"searcher {searcher!r}; use scheduler 'asha' for Hyperband-style early stopping"
+        )
+    if paired and "max_t" not in options:
+        epochs = _trainable_epochs(config)
+        if epochs is not None:
+            options["max_t"] = epochs
+    return options
+
+
+def _trainable_epochs(config: ExperimentConfig) -> int | None:
+    """Epochs (training_iteration reports) a trial of the trainable runs, None if unknown."""
+    from raynas import trainables
+
+    name, options = config.trainable.name, config.trainable.options
+    if name == "curves":
+        from raynas.benchmarks import curve_table
+
+        try:
+            return int(curve_table.table(options.get("path")).epochs)
+        except (OSError, ValueError):
+            return None  # the trainable's own build names the problem
+    try:
+        epochs = trainables.resolved_options(name, options).get("epochs")
+    except (TypeError, ValueError):
+        return None
+    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None
 
 
 def check_metrics(config: ExperimentConfig, space: Any) -> None:
@@ -152,6 +198,15 @@ def check_data(parts: Parts, address: str | None) -> None:
         except data.DatasetError as e:
             hint = f" (--set {key}=PATH)" if "no data folder given" in str(e) else ""
             raise ConfigError(f"{who}: {e}{hint}") from None
+    cfg = parts.config
+    if cfg.trainable.name == "train" and cfg.trainable.options.get("subset_schedule"):
+        from raynas import data
+        from raynas.trainables.train import TrainOptions, check_subset_schedule
+
+        try:
+            check_subset_schedule(TrainOptions(**cfg.trainable.options))
+        except data.DatasetError as e:
+            raise ConfigError(f"trainable 'train': {e}") from None
 
 
 def machine_resources() -> dict[str, float]:

@@ -103,7 +103,7 @@ def load(path: str | Path) -> Summary:
     starts, ends = [], []
     trial_dirs = {}
     for trial in trials_read:
-        if trial.status in ("RUNNING", "PENDING") and trial.trial_id in final:
+        if trial.status in ("RUNNING", "PENDING", "PAUSED") and trial.trial_id in final:
             status, run_metadata = final[trial.trial_id]
             trial.set_status(status)
             trial.restore_run_metadata(run_metadata)
@@ -146,7 +146,8 @@ def _journaled_endings(loc, local: Path) -> dict[str, tuple[str, str]]:
     experiment: trial id -> (TERMINATED or ERROR, Tune's run metadata JSON with the last
     result). Tune's saved state can lag behind (a trial that finished in the last seconds
     before a kill) or be wrong (Tune 2.60 saves a trial that failed for good after its actor
-    was lost as still RUNNING)."""
+    was lost as still RUNNING, and one that HyperBandForBOHB stopped while it was paused at a
+    rung as still PAUSED)."""
     from raynas import beacon
     from raynas.journal import journal_path, read
 

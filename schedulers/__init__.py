@@ -1,7 +1,9 @@
 """Tune trial schedulers by name: ``make(name, **options)``.
 
-``fifo`` (no early stopping), ``asha`` and ``median`` are Tune's own; raynas's schedulers
-(learning-curve extrapolation, TSE) are added here, one module each. Metric and mode come from
+``fifo`` (no early stopping), ``asha``, ``median`` and ``hyperband_for_bohb`` (alias ``bohb``:
+HyperBandForBOHB, the scheduler the ``bohb`` searcher needs, made resumable in
+``schedulers.bohb``) are Tune's own; raynas's schedulers (learning-curve extrapolation, TSE) are
+added here, one module each. Metric and mode come from
 the experiment (the Tuner passes them through ``set_search_properties``).
 """
 
@@ -13,9 +15,16 @@ _REGISTRY: dict[str, str] = {
     "fifo": "ray.tune.schedulers:FIFOScheduler",
     "asha": "ray.tune.schedulers:ASHAScheduler",
     "median": "ray.tune.schedulers:MedianStoppingRule",
+    "hyperband_for_bohb": "schedulers.bohb:HyperBandForBOHB",
+    "bohb": "schedulers.bohb:HyperBandForBOHB",
     "lce": "schedulers.lce:LCEScheduler",
     "tse": "schedulers.tse:TSEScheduler",
 }
+
+
+#: The schedulers the ``bohb`` searcher works with (HyperBandForBOHB reports each result's
+#: budget to it and pauses trials through it), and the one it gets when none is named.
+BOHB_SCHEDULERS = ("hyperband_for_bohb", "bohb")
 
 
 def names() -> list[str]:

@@ -2,7 +2,7 @@
 
 raynas's own searchers (this package, one module each) are registered as their classes:
 ``make`` checks the options against the class's ``__init__`` and calls it with them, so a
-searcher's options are stated once, in its constructor. The peers (random, optuna, hyperopt)
+searcher's options are stated once, in its constructor. The peers (random, optuna, hyperopt, bohb)
 are Tune's own integrations, registered as factories that adapt Tune's classes (seeded
 samplers, option names), and ``fixed`` as a factory that resolves the architectures it runs.
 Imports are lazy so listing names imports nothing heavy.
@@ -22,6 +22,7 @@ _REGISTRY: dict[str, str] = {
     "random": "raynas.searchers.peers:make_random",
     "optuna": "raynas.searchers.peers:make_optuna",
     "hyperopt": "raynas.searchers.peers:make_hyperopt",
+    "bohb": "raynas.searchers.peers:make_bohb",
     "evolution": "raynas.searchers.evolution:EvolutionSearcher",
     "reinforce": "raynas.searchers.reinforce:ReinforceSearcher",
     "local": "raynas.searchers.local:LocalSearcher",

@@ -1,4 +1,4 @@
-"""Peer searchers: Tune's own random search, OptunaSearch (TPE) and HyperOptSearch.
+"""Peer searchers: Tune's own random search, OptunaSearch (TPE), HyperOptSearch and TuneBOHB.
 
 They take the space's flat ``tune_space()`` through the Tuner's ``param_space``, so the same
 experiment file runs with any of them. Optuna and HyperOpt come as forgiving subclasses (see
@@ -76,6 +76,10 @@ def __getattr__(name: str) -> type:
         from ray.tune.search.hyperopt import HyperOptSearch
 
         return _forgiving(HyperOptSearch, _hyperopt_knows)
+    if name == "ForgivingNativeTuneBOHB":
+        from raynas.searchers.bohb import NativeTuneBOHB
+
+        return _forgiving(NativeTuneBOHB, _bohb_knows)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -85,6 +89,10 @@ def _optuna_knows(self, trial_id: str) -> bool:
 
 def _hyperopt_knows(self, trial_id: str) -> bool:
     return trial_id in self._live_trial_mapping
+
+
+def _bohb_knows(self, trial_id: str) -> bool:
+    return trial_id in self.trial_to_params
 
 
 def make_random(
@@ -165,4 +173,63 @@ def make_hyperopt(
         n_initial_points=n_initial_points,
         random_state_seed=seed,
         gamma=gamma,
+    )
+
+
+def make_bohb(
+    space: SearchSpace,
+    metric: str | None,
+    mode: str | None,
+    seed: int | None,
+    points_to_evaluate: list[dict] | None = None,
+    min_points_in_model: int | None = None,
+    top_n_percent: int = 15,
+    num_samples: int = 64,
+    random_fraction: float = 1 / 3,
+    bandwidth_factor: float = 3.0,
+    min_bandwidth: float = 1e-3,
+) -> Any:
+    """TuneBOHB (BOHB, Falkner et al. 2018: a TPE-like KDE model per budget), to be run with
+    the ``hyperband_for_bohb`` scheduler (an experiment naming ``searcher: bohb`` gets it
+    unless it names a scheduler; see ``raynas.config``).
+
+    The options are HpBandSter's BOHB config generator's.
+
+    Args:
+        min_points_in_model: results on a budget before its model is used (None: the number
+            of hyperparameters + 1).
+        top_n_percent: percentage of results per budget that make the "good" density.
+        num_samples: candidates drawn from the good density per suggestion.
+        random_fraction: share of suggestions drawn uniformly at random.
+        bandwidth_factor: widening of the KDE bandwidth when sampling candidates.
+        min_bandwidth: smallest KDE bandwidth (keeps categorical diversity).
+    """
+    from raynas.searchers.bohb import NativeTuneBOHB
+
+    if min_points_in_model is not None and min_points_in_model < 1:
+        raise ValueError(f"min_points_in_model must be >= 1 or null, got {min_points_in_model}")
+    if not 0 < top_n_percent < 100:
+        raise ValueError(f"top_n_percent must be in (0, 100), got {top_n_percent}")
+    if num_samples < 1:
+        raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+    if not 0 <= random_fraction <= 1:
+        raise ValueError(f"random_fraction must be in [0, 1], got {random_fraction}")
+    if not bandwidth_factor > 0 or not min_bandwidth > 0:
+        raise ValueError("bandwidth_factor and min_bandwidth must be > 0")
+    # hpbandster (2018) calls ConfigSpace's deprecated accessors on every suggestion
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"hpbandster\.")
+    bohb_config = {
+        "min_points_in_model": min_points_in_model,
+        "top_n_percent": top_n_percent,
+        "num_samples": num_samples,
+        "random_fraction": random_fraction,
+        "bandwidth_factor": bandwidth_factor,
+        "min_bandwidth": min_bandwidth,
+    }
+    return _forgiving(NativeTuneBOHB, _bohb_knows)(
+        bohb_config=bohb_config,
+        metric=metric,
+        mode=mode,
+        points_to_evaluate=points_to_evaluate,
+        seed=seed,
     )

@@ -84,6 +84,7 @@ def _train(space: SearchSpace, o: dict) -> tuple[str, ...]:
         "cost_s".split()
     )
     found += ("test_loss", "test_acc") if o.get("eval_test") else ()
+    found += ("train_images",) if o.get("subset_schedule") is not None else ()
     return found + (("latency_ms",) if o.get("latency") else ())
 
 

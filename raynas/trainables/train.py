@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -58,6 +59,7 @@ class TrainOptions:
     grad_clip: float | None = 5.0
     val_fraction: float | int = 0.1
     subset: float | int | None = None
+    subset_schedule: list | dict | None = None
     test_subset: float | int | None = None
     eval_test: bool = False
     cutout: int = 0
@@ -103,6 +105,65 @@ class TrainOptions:
             raise ValueError(f"cutout must be >= 0, got {self.cutout!r}")
         if self.image_size is not None and self.image_size < 1:
             raise ValueError(f"image_size must be >= 1 or null, got {self.image_size!r}")
+        if self.subset_schedule is not None:
+            subset_steps(self.subset_schedule)
+
+
+def subset_steps(schedule: list | dict) -> list[tuple[int, float | int]]:
+    """``(first epoch, amount)`` pairs of a ``subset_schedule``, by epoch.
+
+    A list gives the amount of epoch 1, 2, ... (the last holds for later epochs); a mapping
+    ``{epoch: amount}`` the epoch from which each amount applies (it must name epoch 1). An
+    amount is a fraction of the training split or an image count; amounts must not decrease.
+
+    Raises:
+        ValueError: an empty schedule, a bad epoch or amount, or a decreasing schedule.
+    """
+    if isinstance(schedule, Mapping):
+        steps = []
+        for epoch, amount in schedule.items():
+            # (a saved raynas.yaml holds the epochs as strings: JSON keys)
+            if isinstance(epoch, str) and epoch.isdigit():
+                epoch = int(epoch)
+            if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+                raise ValueError(f"subset_schedule: epoch {epoch!r} must be an integer >= 1")
+            steps.append((epoch, amount))
+        steps.sort()
+        if steps and steps[0][0] != 1:
+            raise ValueError(
+                f"subset_schedule {{epoch: amount}} must start at epoch 1, got {steps[0][0]}"
+            )
+    elif isinstance(schedule, list | tuple):
+        steps = [(i + 1, amount) for i, amount in enumerate(schedule)]
+    else:
+        raise ValueError(
+            f"subset_schedule must be a list of amounts or a mapping {{epoch: amount}}, got "
+            f"{schedule!r}"
+        )
+    if not steps:
+        raise ValueError("subset_schedule must not be empty")
+    datamod.check_subset_amounts("subset_schedule", [amount for _, amount in steps])
+    return steps
+
+
+def check_subset_schedule(options: TrainOptions) -> None:
+    """DatasetError when ``options.subset_schedule`` names more images than the training split
+    holds or decreases once its counts and fractions are compared as image counts (loads the
+    dataset's splits; a schedule of fractions only needs no data and is not loaded)."""
+    schedule = options.subset_schedule
+    if schedule is None:
+        return
+    amounts = [amount for _, amount in subset_steps(schedule)]
+    if not any(isinstance(a, int) and not isinstance(a, bool) for a in amounts):
+        return
+    splits = datamod.load(
+        options.dataset,
+        root=options.root or datamod.default_root(),
+        val_fraction=options.val_fraction,
+        subset=options.subset,
+        seed=options.seed,
+    )
+    datamod.subset_counts("subset_schedule", amounts, len(splits.train))
 
 
 class Trainer:
@@ -124,6 +185,14 @@ class Trainer:
         )
         if options.image_size is not None:
             self.splits = self.splits.resized(options.image_size)
+        self.subset_steps: list[tuple[int, int]] = []
+        if options.subset_schedule is not None:
+            steps = subset_steps(options.subset_schedule)
+            counts = datamod.subset_counts(
+                "subset_schedule", [a for _, a in steps], len(self.splits.train)
+            )
+            self.subset_steps = [(e, c) for (e, _), c in zip(steps, counts, strict=True)]
+            self.subset_order = datamod.nested_order(self.splits.train.y, options.seed)
         self.model = space.build(
             self.genotype,
             num_classes=self.splits.num_classes,
@@ -194,9 +263,24 @@ class Trainer:
         self.latency_ms = state.get("latency_ms")
 
     # ------------------------------------------------------------------ training
+    def train_images(self, epoch: int) -> int:
+        """Training images epoch ``epoch`` (1-based) uses: the subset schedule's count there,
+        else the whole training split."""
+        count = len(self.splits.train)
+        for first, scheduled in self.subset_steps:
+            if first <= epoch:
+                count = scheduled
+        return count
+
     def _loader(self, split: str, train: bool) -> datamod.Loader:
+        splits = self.splits
+        if split == "train" and self.subset_steps:  # nested subsets: a prefix of one order
+            count = self.train_images(self.epoch + 1)
+            keep = torch.from_numpy(np.sort(self.subset_order[:count]))
+            picked = datamod.Split(splits.train.x[keep], splits.train.y[keep])
+            splits = dataclasses.replace(splits, train=picked)
         return datamod.Loader(
-            self.splits,
+            splits,
             split,
             self.options.batch_size,
             train=train,
@@ -262,6 +346,7 @@ class Trainer:
         """Train one epoch and evaluate; returns the epoch's metrics."""
         start = time.perf_counter()
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch trains with
+        images = self.train_images(self.epoch + 1)
         train_loss, train_acc = self.train_epoch()
         self.epoch += 1
         self.tse += train_loss
@@ -281,6 +366,8 @@ class Trainer:
             "flops_m": self.macs / 1e6,
             "arch": self.arch,
         }
+        if self.subset_steps:
+            metrics["train_images"] = images
         if self.options.eval_test:
             metrics["test_loss"], metrics["test_acc"] = self.evaluate("test")
         metrics["cost_s"] = time.perf_counter() - start

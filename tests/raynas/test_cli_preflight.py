@@ -16,6 +16,7 @@ from raynas import cli
 
 RANDOM = str(EXAMPLES / "nb201_random.yaml")
 TRAIN = str(EXAMPLES / "cifar10_train.yaml")
+DIGITS = str(EXAMPLES / "digits_train.yaml")
 
 
 @pytest.fixture
@@ -123,6 +124,26 @@ CASES = [
         "storage-path-under-a-file",
         lambda t: [RANDOM, "--storage-path", str(_file(t) / "sub")],
         "is a file, not a folder",
+    ),
+    (
+        "subset-schedule-decreasing",
+        lambda t: [DIGITS, "--set", "trainable.options.subset_schedule=[0.5, 0.25]"],
+        "trainable 'train': subset_schedule must not decrease, but 0.25 follows 0.5",
+    ),
+    (
+        "subset-schedule-exceeds-the-data",
+        lambda t: [DIGITS, "--set", "trainable.options.subset_schedule=[100, 5000]"],
+        "trainable 'train': subset_schedule: 5000 exceeds the 1294 images of the training",
+    ),
+    (
+        "bohb-with-a-scheduler-it-cannot-work-with",
+        lambda t: [DIGITS, "--set", "searcher=bohb"],  # the file names asha
+        "scheduler 'asha' cannot run searcher 'bohb': BOHB needs scheduler 'hyperband_for_bohb'",
+    ),
+    (
+        "bohb-scheduler-without-bohb",
+        lambda t: [RANDOM, "--set", "scheduler=hyperband_for_bohb"],
+        "scheduler 'hyperband_for_bohb' (HyperBandForBOHB) works only with searcher 'bohb'",
     ),
     (
         "name-taken-by-a-run-that-never-finished-a-trial",

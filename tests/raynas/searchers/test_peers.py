@@ -1,4 +1,5 @@
-"""Optuna and HyperOpt as raynas ships them: forgiving of unknown trials and bad metrics."""
+"""Optuna, HyperOpt and BOHB as raynas ships them: forgiving of unknown trials and bad
+metrics."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import cloudpickle
 import pytest
 
 import search_spaces
-from raynas.searchers.peers import make_hyperopt, make_optuna
+from raynas.searchers.peers import make_bohb, make_hyperopt, make_optuna
 
 
-@pytest.mark.parametrize("make", [make_optuna, make_hyperopt], ids=["optuna", "hyperopt"])
+@pytest.mark.parametrize(
+    "make", [make_optuna, make_hyperopt, make_bohb], ids=["optuna", "hyperopt", "bohb"]
+)
 def test_unknown_trials_and_missing_metrics_do_not_end_the_run(make):
     # Tune's own classes raise here (KeyError for an id restart_errored made up, TypeError or
     # RuntimeError for a missing metric), and a searcher's exception ends the whole run.

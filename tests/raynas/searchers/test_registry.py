@@ -14,7 +14,7 @@ from raynas.benchmarks.nb201 import table
 def test_unknown_searcher_lists_valid_names():
     with pytest.raises(
         ValueError,
-        match="unknown searcher .evolutoin.; choose one of: bananas, evolution, fixed, hyperopt",
+        match="unknown searcher .evolutoin.; choose one of: bananas, bohb, evolution, fixed, hyp",
     ):
         searchers.make("evolutoin", search_spaces.get("nb201"))
 

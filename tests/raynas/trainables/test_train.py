@@ -109,6 +109,13 @@ def test_non_finite_loss_stops_with_clear_error():
         ({"image_size": 0}, "image_size must be >= 1 or null"),
         ({"lr_schedule": "step"}, "unknown lr_schedule 'step'; choose one of: cosine, constant"),
         ({"epoch": 3}, "unknown option 'epoch' for trainable 'train'"),
+        ({"subset_schedule": [0.5, 0.25]}, "must not decrease, but 0.25 follows 0.5"),
+        ({"subset_schedule": [100, 50]}, "must not decrease, but 50 follows 100"),
+        ({"subset_schedule": [0.5, 1.5]}, "a fraction in \\(0, 1\\] or a count >= 1, got 1.5"),
+        ({"subset_schedule": []}, "subset_schedule must not be empty"),
+        ({"subset_schedule": {2: 0.5}}, "must start at epoch 1, got 2"),
+        ({"subset_schedule": {0: 0.5}}, "epoch 0 must be an integer >= 1"),
+        ({"subset_schedule": 0.5}, "must be a list of amounts or a mapping"),
     ],
 )
 def test_bad_options(options, message):
@@ -131,3 +138,47 @@ def test_train_trainable_in_tuner_checkpoints_every_epoch(ray_address, tmp_path)
         assert result.metrics["training_iteration"] == result.metrics["epoch"] == 2
         assert result.checkpoint is not None
         assert len(result.metrics_dataframe) == 2
+
+
+def _images(trainer: Trainer) -> set[bytes]:
+    """The training images the trainer's next epoch uses, as bytes."""
+    return {x.numpy().tobytes() for x in trainer._loader("train", train=True).data.x}
+
+
+@pytest.mark.slow
+def test_subset_schedule_grows_nested_subsets_and_resumes_at_its_position(tmp_path):
+    # digits: 1,294 training images (after the test and val splits)
+    schedule = {1: 0.25, 2: 0.5, 3: 1.0}
+    straight = _trainer(subset_schedule={"1": 0.25, 2: 0.5, "3": 1.0})  # raynas.yaml: "1"
+    n = len(straight.splits.train)
+    seen, reports = [], []
+    for _ in range(3):
+        seen.append(_images(straight))
+        reports.append(straight.step())
+    assert [r["train_images"] for r in reports] == [round(n / 4), round(n / 2), n]
+    assert [len(s) for s in seen] == [round(n / 4), round(n / 2), n]
+    assert seen[0] < seen[1] < seen[2]  # nested: a promoted trial trains on a superset
+    first = straight.subset_order[: round(n / 4)]
+    counts = torch.bincount(straight.splits.train.y[torch.from_numpy(first)], minlength=10)
+    assert counts.max() - counts.min() <= 1  # class-balanced
+
+    interrupted = _trainer(subset_schedule=schedule)
+    got = [interrupted.step()]
+    torch.save(interrupted.state_dict(), tmp_path / "state.pt")
+    resumed = _trainer(subset_schedule=schedule)
+    resumed.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=False))
+    assert len(_images(resumed)) == round(n / 2)  # continues at epoch 2's subset
+    got += [resumed.step(), resumed.step()]
+    keys = ("train_images", "train_loss", "val_acc", "tse")
+    assert [[m[k] for k in keys] for m in got] == [[m[k] for k in keys] for m in reports]
+
+
+def test_subset_schedule_counts_are_checked_against_the_data():
+    from raynas.data import DatasetError
+    from raynas.trainables.train import check_subset_schedule
+
+    check_subset_schedule(TrainOptions(dataset="digits", subset_schedule=[100, 0.5, 1.0]))
+    with pytest.raises(DatasetError, match="5000 exceeds the 1294 images of the training split"):
+        check_subset_schedule(TrainOptions(dataset="digits", subset_schedule=[100, 5000]))
+    with pytest.raises(DatasetError, match="0.01 \\(13 images\\) follows 100 \\(100 images\\)"):
+        check_subset_schedule(TrainOptions(dataset="digits", subset_schedule=[100, 0.01]))
