@@ -204,6 +204,14 @@ def make_bohb(
         bandwidth_factor: widening of the KDE bandwidth when sampling candidates.
         min_bandwidth: smallest KDE bandwidth (keeps categorical diversity).
     """
+    import importlib.util
+
+    missing = [m for m in ("hpbandster", "ConfigSpace") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(
+            f"needs {' and '.join(missing)}, which are not installed: pip install 'raynas[bohb]' "
+            "(hpbandster builds netifaces from source: a C compiler is needed)"
+        )
     from raynas.searchers.bohb import NativeTuneBOHB
 
     if min_points_in_model is not None and min_points_in_model < 1:
