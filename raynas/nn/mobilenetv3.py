@@ -128,6 +128,25 @@ def block_specs(
     return specs
 
 
+def init_weights(root: nn.Module) -> None:
+    """OFA's initialisation of every conv, BatchNorm and linear layer under ``root``.
+
+    Convs: Kaiming normal (fan out), zero bias; BatchNorm: weight 1, bias 0; linear: normal
+    with std 0.01, zero bias.
+    """
+    for module in root.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0.0, 0.01)
+            nn.init.zeros_(module.bias)
+
+
 class ConvBNAct(nn.Sequential):
     """Conv (no bias, 'same' padding) -> BatchNorm -> activation (none when ``act`` is None)."""
 
@@ -191,6 +210,32 @@ class MBConv(nn.Module):
         return out + x if self.residual else out
 
 
+def stem_layer(in_channels: int, width_mult: float) -> ConvBNAct:
+    """The 3x3 stride-2 stem conv (h-swish)."""
+    return ConvBNAct(in_channels, make_divisible(STEM_WIDTH * width_mult), 3, 2, act="h_swish")
+
+
+def head_layers(
+    c_in: int, width_mult: float, dropout: float, num_classes: int
+) -> list[tuple[str, nn.Module]]:
+    """The layers after the last block, named: ``final_expand``, ``pool``, ``feature_mix``,
+    ``classifier``."""
+    final_expand = make_divisible(FINAL_EXPAND_WIDTH * width_mult)
+    last_channel = make_divisible(LAST_CHANNEL * width_mult)
+    return [
+        ("final_expand", ConvBNAct(c_in, final_expand, 1, act="h_swish")),
+        ("pool", nn.AdaptiveAvgPool2d(1)),
+        # OFA's feature-mix layer: 1x1 conv without bias or BN, then h-swish.
+        (
+            "feature_mix",
+            nn.Sequential(
+                nn.Conv2d(final_expand, last_channel, 1, bias=False), nn.Hardswish(inplace=True)
+            ),
+        ),
+        ("classifier", nn.Sequential(nn.Dropout(dropout), nn.Linear(last_channel, num_classes))),
+    ]
+
+
 class MobileNetV3Network(nn.Module):
     """An OFA-MobileNetV3 subnet.
 
@@ -214,32 +259,14 @@ class MobileNetV3Network(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         specs = block_specs(stages, width_mult)
-        stem = make_divisible(STEM_WIDTH * width_mult)
-        final_expand = make_divisible(FINAL_EXPAND_WIDTH * width_mult)
-        last_channel = make_divisible(LAST_CHANNEL * width_mult)
-        self.first_conv = ConvBNAct(in_channels, stem, 3, 2, act="h_swish")
+        self.first_conv = stem_layer(in_channels, width_mult)
         self.blocks = nn.Sequential(*(MBConv(spec) for spec in specs))
-        self.final_expand = ConvBNAct(specs[-1].out_channels, final_expand, 1, act="h_swish")
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        # OFA's feature-mix layer: 1x1 conv without bias or BN, then h-swish.
-        self.feature_mix = nn.Sequential(
-            nn.Conv2d(final_expand, last_channel, 1, bias=False), nn.Hardswish(inplace=True)
-        )
-        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(last_channel, num_classes))
+        for name, layer in head_layers(specs[-1].out_channels, width_mult, dropout, num_classes):
+            self.add_module(name, layer)
         self._init_weights()
 
     def _init_weights(self) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0.0, 0.01)
-                nn.init.zeros_(module.bias)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.final_expand(self.blocks(self.first_conv(x)))
