@@ -6,7 +6,7 @@ import dataclasses
 import importlib
 import inspect
 import math
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -70,3 +70,31 @@ def options_from(cls: type, spec: Any, what: str) -> Any:
         if key not in valid:
             raise ValueError(f"unknown {what} option {key!r}; valid options: {', '.join(valid)}")
     return cls(**spec)
+
+
+def sweep_grid(
+    sweep: Mapping[str, Sequence[Any]] | None,
+    prefix: str,
+    keys: Collection[str],
+    check: Callable[[str, Any], Any],
+) -> dict[str, Any]:
+    """Tune grid searches over ``<prefix><key>`` for a trainable's ``sweep`` option (e.g.
+    ``{seed: [0, 1]}``), each value validated by ``check(key, value)``.
+
+    Raises:
+        ValueError: not a mapping, a key not in ``keys``, an empty list, or a bad value.
+    """
+    from ray import tune
+
+    if not sweep:
+        return {}
+    if not isinstance(sweep, Mapping):
+        raise ValueError(f"sweep must be a mapping such as {{seed: [0, 1]}}, got {sweep!r}")
+    space = {}
+    for key, values in sweep.items():
+        if key not in keys:
+            raise ValueError(f"unknown sweep key {key!r}; valid keys: {', '.join(keys)}")
+        if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
+            raise ValueError(f"sweep.{key} must be a non-empty list, got {values!r}")
+        space[prefix + key] = tune.grid_search([check(key, v) for v in values])
+    return space

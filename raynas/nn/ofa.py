@@ -136,6 +136,27 @@ def random_stages(
     return check_stages(stages)
 
 
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor]) -> None:
+    """Re-estimate every BatchNorm's running statistics of ``model`` as the exact average over
+    ``batches`` (train-mode forwards without gradients), as OFA does before scoring a subnet
+    with inherited weights. Leaves the model in eval mode, momenta as they were.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in norms]
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average: every batch weighs the same
+    model.train()
+    try:
+        for x in batches:
+            model(x)
+    finally:
+        for bn, momentum in zip(norms, momenta, strict=True):
+            bn.momentum = momentum
+        model.eval()
+
+
 def _batch_norm(bn: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
     """``bn`` over the first ``x.shape[1]`` channels (running stats updated in place)."""
     c = x.shape[1]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from raynas import data as datamod
-from raynas.registry import check_int
+from raynas.registry import check_int, sweep_grid
 
 #: Prefix of the Tune config keys a darts trial reads.
 CONFIG_PREFIX = "darts."
@@ -117,20 +117,7 @@ def sweep_space(sweep: Mapping[str, Sequence[Any]] | None) -> dict[str, Any]:
     Raises:
         ValueError: an unknown key, an empty list, or an invalid value.
     """
-    from ray import tune
-
-    if not sweep:
-        return {}
-    if not isinstance(sweep, Mapping):
-        raise ValueError(f"sweep must be a mapping such as {{seed: [0, 1]}}, got {sweep!r}")
-    space = {}
-    for key, values in sweep.items():
-        if key not in CONFIG_KEYS:
-            raise ValueError(f"unknown sweep key {key!r}; valid keys: {', '.join(CONFIG_KEYS)}")
-        if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
-            raise ValueError(f"sweep.{key} must be a non-empty list, got {values!r}")
-        space[CONFIG_PREFIX + key] = tune.grid_search([check_setting(key, v) for v in values])
-    return space
+    return sweep_grid(sweep, CONFIG_PREFIX, CONFIG_KEYS, check_setting)
 
 
 @dataclass(frozen=True)

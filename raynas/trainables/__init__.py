@@ -22,6 +22,7 @@ _REGISTRY: dict[str, str] = {
     "proxy": "raynas.trainables.proxy:make",
     "darts": "raynas.trainables.darts:make",
     "curves": "raynas.trainables.curves:make",
+    "supernet": "raynas.trainables.supernet:make",
 }
 
 
@@ -48,6 +49,7 @@ TUNE_METRICS = ("training_iteration", "time_total_s", "time_this_iter_s")
 _OPTIONS: dict[str, str] = {
     "train": "raynas.trainables.train:TrainOptions",
     "darts": "raynas.oneshot.options:DartsOptions",
+    "supernet": "raynas.oneshot.shrinking:SupernetOptions",
 }
 
 
@@ -102,6 +104,13 @@ def _darts(space: SearchSpace, o: dict) -> tuple[str, ...]:
     return found
 
 
+def _supernet(space: SearchSpace, o: dict) -> tuple[str, ...]:
+    return tuple(
+        "epoch phase train_loss val_acc_largest val_acc_smallest val_acc_random val_acc lr "
+        "params_m seed cost_s".split()
+    )
+
+
 def _curves(space: SearchSpace, o: dict) -> tuple[str, ...]:
     from raynas.benchmarks import curves
 
@@ -114,6 +123,7 @@ _METRICS: dict[str, Callable[[SearchSpace, dict], tuple[str, ...]]] = {
     "proxy": _proxy,
     "darts": _darts,
     "curves": _curves,
+    "supernet": _supernet,
 }
 
 

@@ -1,17 +1,57 @@
 """``supernet`` trainable: one trial trains one OFA supernet; ``load_supernet`` reads it back.
 
-Checkpoints: every epoch a Tune checkpoint folder holding ``supernet.pt`` (``torch.save`` of a
-dict with ``model``, ``identity`` (``OFASupernet.identity()``), ``dropout``, ``options``,
-``epoch`` and the optimiser, LR schedule and RNG state for an exact resume).
+A trial trains the elastic MobileNetV3 supernet of the experiment's ``mobilenetv3`` space
+(``raynas.nn.ofa``; ``width_mult`` and ``dropout`` are the space's options) by progressive
+shrinking (Cai et al., "Once-for-All", ICLR 2020; engine: ``raynas.oneshot.shrinking``):
+
+* ``phases`` (default ``{full: 2, kernel: 1, depth: 1, expand: 2}``, epochs per phase; phases
+  may be left out but run in this order): ``full`` trains the largest subnet alone; ``kernel``
+  samples kernels 3/5/7 with depth 4 and expand 6; ``depth`` also depths 2-4; ``expand`` also
+  expand ratios 3/4/6 (OFA splits the last two in two steps each; here each is one phase).
+  ``sort_channels`` reorders the middle channels by importance when the expand phase begins.
+* Each step trains ``subnets_per_step`` random subnets of the phase on the same batch,
+  gradients summed (OFA's ``dynamic_batch_size``); with ``sandwich: true`` also the largest
+  subnet and the phase's smallest (BigNAS' sandwich rule). ``kd_ratio > 0``: in-place
+  distillation: the largest subnet is trained on the labels in every step and the others add
+  ``kd_ratio * T^2 * KL(largest || subnet)`` at temperature ``kd_temperature`` (OFA's
+  ``kd_ratio``; OFA's teacher is a separately trained network).
+* SGD (momentum 0.9, Nesterov, weight decay 3e-5 except BatchNorm, biases and the kernel
+  transformation matrices, as OFA), cosine per iteration to ``min_lr``, restarted each phase
+  as in OFA, from ``lr`` in the full phase and from OFA's rates in the elastic ones (kernel
+  0.03, depth and expand 0.0075 per 64-image batch, scaled by ``batch_size / 64``; a restart
+  at the full phase's rate undoes what the full phase learnt). ``phase_lr`` (e.g.
+  ``{kernel: 0.05}``) sets any phase's rate.
+
+**Tune config.** The experiment's architecture keys are ignored; the optional keys
+``supernet.seed``, ``supernet.sandwich``, ``supernet.kd_ratio`` override the options of the
+same name, and the ``sweep`` option (e.g. ``{seed: [0, 1, 2]}``) makes them Tune grid searches
+(``make(...).param_space``), so several supernets are trials of one experiment.
+
+**Reported per epoch** (plus Tune's keys): ``epoch``, ``phase``, ``train_loss`` (mean over steps
+and subnets, distillation term included), ``val_acc_largest``, ``val_acc_smallest`` (the
+space's smallest subnet), ``val_acc_random`` (mean over ``eval_subnets`` random subnets drawn
+once from ``eval_seed``: the same in every epoch and every trial), ``val_acc`` (=
+``val_acc_largest``), ``lr`` (at the epoch's start), ``params_m`` (the largest subnet),
+``seed``, ``cost_s``. Each scored subnet is copied out of the supernet and its BatchNorm
+statistics re-estimated on ``bn_batches`` training batches (OFA's ``reset_running_statistics``;
+0: the supernet's running statistics). **TensorBoard**: Tune's scalars, and as text the phase
+and the scored random subnets.
+
+**Checkpoints**: every epoch a Tune checkpoint folder holding ``supernet.pt`` (``torch.save`` of
+a dict with ``model``, ``identity`` (``OFASupernet.identity()``), ``settings``, ``dropout``,
+``options`` (as the trial ran them), ``epoch``, ``phase``, the optimiser, the data-order and
+subnet-sampling generators and torch's RNG); a restored trial continues exactly (CPU, fixed
+seed).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,12 +60,91 @@ import torch
 
 from raynas.errors import ConfigError
 from raynas.nn.ofa import OFASupernet
+from raynas.oneshot.shrinking import (
+    ProgressiveShrinking,
+    SupernetOptions,
+    TrialSettings,
+    sweep_space,
+)
 from raynas.storage import Location, is_uri, locate
+from raynas.trainables.checkpoint import report_with_state, restore_state
+from search_spaces.base import SearchSpace
 
 #: The checkpoint file inside a Tune checkpoint folder.
 CHECKPOINT_FILE = "supernet.pt"
 
 _CHECKPOINT_DIR = re.compile(r"checkpoint_(\d+)")
+
+
+def make(space: SearchSpace, **options: Any) -> Callable[[dict], None]:
+    """The ``supernet`` trainable for ``space``; options are those of ``SupernetOptions``.
+
+    The returned function has a ``param_space`` attribute: the Tune keys of ``sweep`` (empty
+    without it), to be merged into the experiment's param space.
+
+    Raises:
+        ValueError: a space other than ``mobilenetv3``, an unknown option or invalid value.
+    """
+    valid = [f.name for f in dataclasses.fields(SupernetOptions)]
+    for key in options:
+        if key not in valid:
+            raise ValueError(
+                f"unknown option {key!r} for trainable 'supernet'; valid options: "
+                f"{', '.join(valid)}"
+            )
+    if space.name != "mobilenetv3":
+        raise ValueError(f"trainable 'supernet' needs the mobilenetv3 space, not {space.name!r}")
+    opts = SupernetOptions(**options)
+    width_mult, dropout = float(space.width_mult), float(space.dropout)
+
+    def supernet_trainable(config: dict) -> None:
+        from ray import tune
+
+        if opts.threads:
+            torch.set_num_threads(opts.threads)
+        settings = TrialSettings.resolve(opts, config)
+        engine = ProgressiveShrinking(opts, width_mult, dropout, settings)
+        state = restore_state(CHECKPOINT_FILE)
+        if state is not None:
+            engine.load_state_dict(state)
+        board = (
+            _Board(tune.get_context().get_trial_dir(), space, engine) if opts.tensorboard else None
+        )
+        try:
+            while engine.epoch < opts.epochs:
+                metrics = engine.step()
+                if board is not None:
+                    board.log(metrics)
+                report_with_state(metrics, engine.state_dict(), CHECKPOINT_FILE)
+        finally:
+            if board is not None:
+                board.close()
+
+    supernet_trainable.param_space = sweep_space(opts.sweep)
+    return supernet_trainable
+
+
+class _Board:
+    """TensorBoard texts of a supernet trial: its phase and the scored random subnets."""
+
+    def __init__(self, logdir: str, space: SearchSpace, engine: ProgressiveShrinking) -> None:
+        from raynas.event_writer import summary_writer
+        from search_spaces.mobilenetv3 import MobileNetV3Genotype
+
+        self._writer = summary_writer(logdir)
+        self._subnets = "\n".join(
+            f"{i}. `{space.to_str(MobileNetV3Genotype(tuple(map(len, st)), st))}`"
+            for i, st in enumerate(engine.eval_stages, start=1)
+        )
+
+    def log(self, metrics: Mapping[str, Any]) -> None:
+        step = int(metrics["epoch"])
+        self._writer.add_text("phase", str(metrics["phase"]), step)
+        self._writer.add_text("eval_subnets", self._subnets, step)
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
 
 
 def _read_state(loc: Location, name: str, shown: str) -> dict[str, Any]:

@@ -72,7 +72,37 @@ def _curves(space, options):
         trial.stop()
 
 
-RUN = {"table": _table, "train": _train, "proxy": _proxy, "darts": _darts, "curves": _curves}
+def _supernet(space, options):
+    from raynas.oneshot.shrinking import ProgressiveShrinking, SupernetOptions
+    from raynas.torch_state import single_thread
+
+    opts = SupernetOptions(
+        **{
+            "dataset": "digits",
+            "subset": 64,
+            "val_fraction": 32,
+            "batch_size": 32,
+            "phases": {"full": 1},
+            "eval_subnets": 1,
+            "bn_batches": 1,
+            "threads": 1,
+            **options,
+        }
+    )
+    with single_thread():  # as the trainable's threads: 1 (the engine leaves threads alone)
+        return ProgressiveShrinking(opts, width_mult=space.width_mult).step()
+
+
+RUN = {
+    "table": _table,
+    "train": _train,
+    "proxy": _proxy,
+    "darts": _darts,
+    "curves": _curves,
+    "supernet": _supernet,
+}
+#: The space a trainable's case runs on (nb201 unless named here).
+SPACES = {"supernet": "mobilenetv3"}
 CASES = [
     # one case each (a darts or train epoch takes ~10 s on a busy 2-core machine), with the
     # options that add metrics
@@ -81,6 +111,7 @@ CASES = [
     ("proxy", {"proxies": ["naswot", "synflow"], "table_dataset": "cifar10"}),
     ("darts", {"pc_k": 2, "nb201_table": "cifar10"}),
     ("curves", {}),
+    ("supernet", {"sandwich": True}),
 ]
 
 
@@ -90,7 +121,7 @@ def test_every_registered_trainable_is_covered():
 
 @pytest.mark.parametrize(("name", "options"), CASES)
 def test_declared_metrics_are_the_reported_ones(name, options):
-    space = search_spaces.get("nb201")
+    space = search_spaces.get(SPACES.get(name, "nb201"))
     reported = RUN[name](space, options)
     declared = trainables.metrics(name, space, **options)
     own = set(reported) - {"done", "should_checkpoint", *trainables.TUNE_METRICS}

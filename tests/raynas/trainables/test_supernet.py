@@ -1,19 +1,44 @@
-"""The ``supernet`` trainable and ``load_supernet``, the reader of its checkpoints."""
+"""The ``supernet`` trainable (progressive shrinking, exact resume, a real Tuner) and
+``load_supernet``, the reader of its checkpoints."""
 
 from __future__ import annotations
 
 import json
+import math
+import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import yaml
+from helpers import RAYNAS, cli_env
+from ray import tune
 
+import search_spaces
+from raynas import trainables
 from raynas.errors import ConfigError
-from raynas.nn.ofa import SMALLEST, OFASupernet
+from raynas.nn.ofa import EXPANDS, KERNELS, LARGEST, SMALLEST, OFASupernet
+from raynas.oneshot.shrinking import ProgressiveShrinking, SupernetOptions, TrialSettings, _kd_loss
 from raynas.torch_state import single_thread
 from raynas.trainables.supernet import CHECKPOINT_FILE, load_supernet
 
 WIDTH = 0.35
+#: Tiny: 64 digits images (8x8) in batches of 32, 32 for validation, every phase one epoch.
+TINY = {
+    "dataset": "digits",
+    "subset": 64,
+    "val_fraction": 32,
+    "batch_size": 32,
+    "phases": {"full": 1, "kernel": 1, "depth": 1, "expand": 1},
+    "eval_subnets": 1,
+    "bn_batches": 1,
+    "device": "cpu",
+}
+
+
+def _engine(**options) -> ProgressiveShrinking:
+    return ProgressiveShrinking(SupernetOptions(**{**TINY, **options}), width_mult=WIDTH)
 
 
 @pytest.fixture(autouse=True)
@@ -101,3 +126,177 @@ def test_checkpoint_of_another_space_or_width_is_refused(tmp_path):
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(ConfigError, match="not an OFA supernet checkpoint"):
         load_supernet(tmp_path / "other.pt")
+
+
+def test_each_phase_samples_its_own_range():
+    engine = _engine(subnets_per_step=3)
+    assert engine.step_subnets("full") == [LARGEST]
+    seen = {phase: [] for phase in ("kernel", "depth", "expand")}
+    for _ in range(30):
+        for phase in seen:
+            seen[phase] += engine.step_subnets(phase)
+    blocks = {p: [b for st in subnets for s in st for b in s] for p, subnets in seen.items()}
+    depths = {p: {len(s) for st in subnets for s in st} for p, subnets in seen.items()}
+    assert {k for k, _ in blocks["kernel"]} == set(KERNELS)
+    assert {e for _, e in blocks["kernel"]} == {6} and depths["kernel"] == {4}
+    assert {e for _, e in blocks["depth"]} == {6} and depths["depth"] == {2, 3, 4}
+    assert {e for _, e in blocks["expand"]} == set(EXPANDS) and depths["expand"] == {2, 3, 4}
+    assert len(seen["kernel"]) == 90  # subnets_per_step random subnets per step
+
+
+def test_sandwich_and_distillation_put_the_largest_first():
+    sandwich = _engine(sandwich=True)
+    subnets = sandwich.step_subnets("kernel")
+    assert subnets[0] == LARGEST and len(subnets) == 3
+    assert subnets[1] == (((3, 6),) * 4,) * 5  # the kernel phase's smallest
+    assert _engine(kd_ratio=1.0).step_subnets("depth")[0] == LARGEST
+    assert len(_engine().step_subnets("depth")) == 1
+
+
+def test_kd_loss_is_zero_for_equal_outputs_and_grows_apart():
+    a = torch.randn(4, 10)
+    assert _kd_loss(a, a, 2.0).item() == pytest.approx(0.0, abs=1e-6)
+    assert _kd_loss(a, a + torch.randn(4, 10), 2.0).item() > 0
+
+
+def test_lr_is_a_cosine_restarted_each_phase():
+    phases = {"full": 2, "kernel": 2, "expand": 1}
+    engine = _engine(lr=0.1, phase_lr={"kernel": 0.04}, phases=phases)
+    assert engine.lr_at(0, 0.0) == pytest.approx(0.1)
+    assert engine.lr_at(1, 0.0) == pytest.approx(0.05)
+    assert engine.lr_at(2, 0.0) == pytest.approx(0.04)
+    assert engine.lr_at(3, 0.5) == pytest.approx(0.02 * (1 + math.cos(math.pi * 0.75)))
+    assert engine.lr_at(4, 0.0) == pytest.approx(0.0075 * 32 / 64)  # OFA's, batch 32
+    with pytest.raises(ValueError, match="past the schedule"):
+        engine.lr_at(5, 0.0)
+
+
+def test_epochs_report_phases_and_subnet_accuracies():
+    engine = _engine(sandwich=True, kd_ratio=0.5)
+    metrics = [engine.step() for _ in range(4)]
+    assert [m["phase"] for m in metrics] == ["full", "kernel", "depth", "expand"]
+    declared = trainables.metrics("supernet", search_spaces.get("mobilenetv3"))
+    assert set(metrics[0]) == set(declared) - set(trainables.TUNE_METRICS)
+    for m in metrics:
+        assert m["val_acc"] == m["val_acc_largest"]
+        for key in ("val_acc_largest", "val_acc_smallest", "val_acc_random"):
+            assert 0 <= m[key] <= 100
+        assert math.isfinite(m["train_loss"]) and m["params_m"] > 0
+
+
+def test_resume_from_checkpoint_is_exact(tmp_path):
+    # Two epochs straight vs. one, a save, a fresh process state and one more (the expand
+    # phase: its channel sort, momentum permuted): the same metrics and weights.
+    keys = ("phase", "train_loss", "val_acc_largest", "val_acc_smallest", "val_acc_random", "lr")
+    options = {"sandwich": True, "kd_ratio": 1.0, "phases": {"kernel": 1, "expand": 1}}
+    straight = _engine(**options)
+    expected = [straight.step() for _ in range(2)]
+    interrupted = _engine(**options)
+    got = [interrupted.step()]
+    torch.save(interrupted.state_dict(), tmp_path / CHECKPOINT_FILE)
+    torch.manual_seed(1234)  # another process's RNG state must not matter
+    resumed = _engine(**options)
+    resumed.load_state_dict(torch.load(tmp_path / CHECKPOINT_FILE, weights_only=False))
+    got += [resumed.step()]
+    assert [[m[k] for k in keys] for m in got] == [[m[k] for k in keys] for m in expected]
+    for name, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name
+    # ... and load_supernet reads that checkpoint with what the trial ran with.
+    net, meta = load_supernet(tmp_path / CHECKPOINT_FILE, width_mult=WIDTH)
+    assert meta["epoch"] == 1 and meta["phase"] == "kernel"
+    assert meta["options"]["subset"] == 64 and meta["options"]["sandwich"] is True
+    net.set_active(SMALLEST)
+    interrupted.model.eval().set_active(SMALLEST)
+    x = torch.randn(2, 1, 8, 8)
+    torch.testing.assert_close(net(x), interrupted.model(x))
+
+
+def test_checkpoint_of_another_supernet_is_refused():
+    state = _engine(kd_ratio=1.0).state_dict()
+    with pytest.raises(ValueError, match="checkpoint is for the supernet"):
+        _engine().load_state_dict(state)
+
+
+def test_config_keys_override_options():
+    opts = SupernetOptions(**TINY)
+    settings = TrialSettings.resolve(
+        opts, {"supernet.seed": 3, "supernet.sandwich": True, "s1.depth": 2}
+    )
+    assert settings == TrialSettings(seed=3, sandwich=True, kd_ratio=0.0)
+    with pytest.raises(ValueError, match="unknown config key 'supernet.lr'"):
+        TrialSettings.resolve(opts, {"supernet.lr": 0.1})
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"phases": {"full": 1, "shrink": 1}}, "unknown phase 'shrink'; choose from: full"),
+        ({"phases": {"full": 0}}, "phases.full must be an integer >= 1, got 0"),
+        ({"phases": {"expand": 1, "full": 1}}, "phases run in the order full, kernel"),
+        ({"phases": {}}, "phases must be a non-empty mapping"),
+        ({"kd_ratio": -1}, "kd_ratio must be a number >= 0"),
+        ({"phase_lr": {"kernal": 0.1}}, "unknown phase 'kernal' in phase_lr"),
+        ({"phase_lr": {"kernel": 0}}, "phase_lr.kernel must be a number > 0"),
+        ({"sweep": {"width": [1]}}, "unknown sweep key 'width'"),
+        ({"subnets_per_step": 0}, "subnets_per_step must be an integer >= 1"),
+        ({"epochs": 3}, "unknown option 'epochs' for trainable 'supernet'"),
+    ],
+)
+def test_bad_options(options, message):
+    with pytest.raises(ValueError, match=message):
+        trainables.make("supernet", search_spaces.get("mobilenetv3"), **options)
+
+
+def test_other_spaces_are_refused():
+    with pytest.raises(ValueError, match="needs the mobilenetv3 space, not 'nb201'"):
+        trainables.make("supernet", search_spaces.get("nb201"))
+
+
+def test_bad_phase_through_raynas_run_is_one_line_and_exit_2(tmp_path):
+    experiment = {
+        "name": "bad-phase",
+        "space": {"name": "mobilenetv3", "options": {"width_mult": WIDTH}},
+        "searcher": "random",
+        "trainable": {"name": "supernet", "options": {"phases": {"full": 1, "shrink": 2}}},
+        "metric": "val_acc",
+        "mode": "max",
+        "storage_path": str(tmp_path),
+    }
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(experiment))
+    proc = subprocess.run(
+        [*RAYNAS, "run", str(tmp_path / "exp.yaml")],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "unknown phase 'shrink'" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_supernets_of_a_sweep_train_in_a_tuner_and_load_back(ray_address, tmp_path):
+    space = search_spaces.get("mobilenetv3", width_mult=WIDTH)
+    options = {**TINY, "phases": {"full": 1, "expand": 1}, "threads": 1}
+    trainable = trainables.make("supernet", space, **options, sweep={"seed": [0, 1]})
+    grid = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": 1}),
+        param_space={**space.tune_space(), **trainable.param_space},
+        tune_config=tune.TuneConfig(metric="val_acc", mode="max", num_samples=1),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="ofa", verbose=0),
+    ).fit()
+    assert not grid.errors and len(grid) == 2
+    assert {r.metrics["seed"] for r in grid} == {0, 1}
+    finals = {}
+    for result in grid:
+        assert result.metrics["training_iteration"] == result.metrics["epoch"] == 2
+        assert result.metrics["phase"] == "expand"
+        assert (Path(result.checkpoint.path) / CHECKPOINT_FILE).is_file()
+        finals[result.metrics["seed"]] = result.metrics["val_acc_largest"]
+    net, meta = load_supernet(tmp_path / "ofa")
+    best = max(finals, key=lambda seed: (finals[seed], -seed))
+    if finals[0] != finals[1]:
+        assert meta["options"]["seed"] == best
+    assert meta["epoch"] == 2 and net.identity()["width_mult"] == WIDTH
+    assert np.isfinite(net(torch.randn(2, 1, 8, 8)).detach().numpy()).all()
