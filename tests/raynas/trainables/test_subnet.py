@@ -351,3 +351,34 @@ def test_init_from_other_dataset_or_space_is_refused(supernet_file, space):
     nb201 = search_spaces.get("nb201")
     with pytest.raises(ConfigError, match="mobilenetv3"):
         train.make(nb201, dataset="digits", init_from=supernet_file)
+
+
+@pytest.mark.parametrize(
+    "arch, needle",
+    [
+        ("d2-2-2-2-2|k9e3,k3e3:k3e3,k3e3:k3e3,k3e3:k3e3,k3e3:k3e3,k3e3", "s1.b1.kernel"),
+        (
+            "d5-2-2-2-2|k3e3,k3e3,k3e3,k3e3,k3e3:k3e3,k3e3:k3e3,k3e3:k3e3,k3e3:k3e3,k3e3",
+            "s1.depth",
+        ),
+    ],
+)
+def test_finetune_of_a_genotype_outside_the_elastic_range_is_refused(
+    supernet_file, tmp_path, arch, needle
+):
+    cfg = configmod.ExperimentConfig.model_validate(
+        {
+            "name": "ofa-finetune",
+            "space": {"name": "mobilenetv3", "options": {"width_mult": WIDTH, "resolution": 8}},
+            "searcher": {"name": "fixed", "options": {"archs": [arch]}},
+            "trainable": {
+                "name": "train",
+                "options": {"init_from": supernet_file, "dataset": "digits", "epochs": 1},
+            },
+            "num_samples": 1,
+            "storage_path": str(tmp_path),
+        }
+    )
+    with pytest.raises(ConfigError, match=needle) as err:
+        preflight.build(cfg)
+    assert "\n" not in str(err.value)
