@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -142,6 +143,24 @@ def train_from_scratch(space, genotype, data, epochs, train) -> tuple[float, flo
     return float(metrics["val_acc"]), time.perf_counter() - start
 
 
+ROW = re.compile(r"\s*(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(d\S+)")
+
+
+def read_rows(logs: list[str], archs: list[str]) -> dict[int, tuple[float, ...]]:
+    """Part-1 rows printed by earlier runs (``--rows``), by subnet index; a row whose arch is
+    not this run's subnet at that index is an error (other seed or supernet)."""
+    found = {}
+    for log in logs:
+        for line in Path(log).read_text().splitlines():
+            m = ROW.fullmatch(line)
+            if m:
+                i = int(m.group(1))
+                if i >= len(archs) or archs[i] != m.group(7):
+                    raise SystemExit(f"{log}: row {i} is not this run's subnet {i}")
+                found[i] = tuple(float(m.group(k)) for k in range(2, 7))
+    return found
+
+
 def run_search(method, target, seed, trials, space, score, population) -> list[dict]:
     """One search run: ``trials`` results (dicts with arch, val_acc, latency)."""
     from raynas.searchers.evolution import EvolutionSearcher
@@ -181,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--phases", default="full=2,kernel=1,depth=1,expand=1")
     parser.add_argument("--supernet-batch-size", type=int, default=32)
     parser.add_argument("--supernet-lr", type=float, default=0.05)
+    parser.add_argument("--rows", nargs="*", default=[], help="logs whose part-1 rows to reuse")
+    parser.add_argument("--reverse", action="store_true", help="part 1 from the last subnet")
     parser.add_argument("--table-repeats", type=int, default=60, help="latency table effort")
     parser.add_argument("--table-rounds", type=int, default=20, help="latency table effort")
     parser.add_argument(
@@ -294,20 +315,21 @@ def main(argv: list[str] | None = None) -> int:
             f"{'#':>3} {'inherit+BN':>10} {'inherit':>8} {'scratch':>8} {'score_s':>8} "
             f"{'train_s':>8}  arch"
         )
-        inh, raw, scr, score_s, train_s_list = [], [], [], [], []
-        for i, g in enumerate(genotypes):
-            t0 = time.perf_counter()
-            m = scorer.score(g, space.to_str(g))
-            score_s.append(time.perf_counter() - t0)
-            inh.append(m["val_acc"])
-            raw.append(no_recal.score(g, space.to_str(g))["val_acc"])
-            acc, secs = train_from_scratch(space, g, data, epochs, train)
-            scr.append(acc)
-            train_s_list.append(secs)
-            say(
-                f"{i:>3} {inh[-1]:>10.2f} {raw[-1]:>8.2f} {scr[-1]:>8.2f} {score_s[-1]:>8.3f} "
-                f"{secs:>8.1f}  {space.to_str(g)}"
-            )
+        done = read_rows(args.rows, [space.to_str(g) for g in genotypes])
+        order = list(range(len(genotypes)))[:: -1 if args.reverse else 1]
+        for i in order:
+            g = genotypes[i]
+            if i not in done:
+                t0 = time.perf_counter()
+                m = scorer.score(g, space.to_str(g))
+                spent = time.perf_counter() - t0
+                plain = no_recal.score(g, space.to_str(g))["val_acc"]
+                acc, secs = train_from_scratch(space, g, data, epochs, train)
+                done[i] = (m["val_acc"], plain, acc, spent, secs)
+            a, b, c, d, e = done[i]
+            say(f"{i:>3} {a:>10.2f} {b:>8.2f} {c:>8.2f} {d:>8.3f} {e:>8.1f}  {space.to_str(g)}")
+        rows = [done[i] for i in sorted(done)]
+        inh, raw, scr, score_s, train_s_list = (list(col) for col in zip(*rows, strict=True))
         rho, ci = spearman(inh, scr), bootstrap_ci(inh, scr)
         rho0, ci0 = spearman(raw, scr), bootstrap_ci(raw, scr)
         say("")
@@ -371,8 +393,11 @@ def main(argv: list[str] | None = None) -> int:
                     pooled.setdefault(t, []).extend(runs)
                     pts = [(r["val_acc"], r[f"latency_ms_{t}"]) for r in runs]
                     hvs.append(hypervolume(pts, (0.0, refs[t])))
-                    print(f"  {t} {method} seed {seed}: HV {hvs[-1]:.2f}, {len(cache)} scored, "
-                          f"{time.perf_counter() - t_search:.0f} s", flush=True)
+                    print(
+                        f"  {t} {method} seed {seed}: HV {hvs[-1]:.2f}, {len(cache)} scored, "
+                        f"{time.perf_counter() - t_search:.0f} s",
+                        flush=True,
+                    )
                 mean, se = _mean_se(hvs)
                 summary[(t, method)] = (mean, se)
                 say(
