@@ -12,6 +12,15 @@ activation memory, and what DARTS finds on the NAS-Bench-201 space.
    just before it (VmHWM reset through /proc/self/clear_refs; the baseline of Python, torch,
    weights and data is subtracted). With ``--device cuda``: ``torch.cuda.max_memory_allocated``
    during the step minus the allocation before it.
+4. Methods (``--only methods``): seconds per search epoch of every one-shot method of the
+   ``oneshot`` trainable (DARTS first/second order, PC-DARTS, RSPS, GDAS, SETN, ENAS) on the
+   nb201 space at the lecture table's CPU size (``benchmarks/lecture_table.py``), relative to
+   DARTS first order in the same run: ``--rounds`` rounds, the methods in the same order in
+   each, a fresh search per method and round, one epoch each (training plus the method's
+   selection after the epoch: RSPS/SETN score their candidates; evaluation excluded); the
+   median over rounds. The memory section also measures GDAS: one architecture step (forward
+   and backward of the val loss through one Gumbel-drawn path, straight-through weights) next
+   to DARTS' forward + backward through every op.
 3. NB201: DARTS first order, DARTS second order and PC-DARTS on the nb201 space with the
    genuine CIFAR-10 subset over several seeds; the derived cell's CIFAR-10 test accuracy in the
    shipped NB201 table (12-epoch schedule) and how many of its 6 edges are parameter-free
@@ -19,8 +28,8 @@ activation memory, and what DARTS finds on the NAS-Bench-201 space.
    (all-skip cells, 54.30% test in its 200-epoch table).
 
 Usage: python benchmarks/darts.py [--root DIR] [--threads 2] [--seeds 3]
-       [--only speed,memory,nb201] [--nb201-epochs 20] [--device cpu|cuda] [--quick]
-       [--json FILE]
+       [--only speed,memory,nb201,methods] [--nb201-epochs 20] [--device cpu|cuda] [--quick]
+       [--rounds 2] [--json FILE]
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ from torch.nn import functional as F
 
 import search_spaces
 from raynas.benchmarks import nb201
-from raynas.trainables.darts import DartsOptions, DartsSearch, PeakMemory, rss_mb
+from raynas.trainables.darts import DartsOptions, DartsSearch, PeakMemory, make_search, rss_mb
 
 #: (label, order, pc_k) of the compared methods.
 METHODS = (("DARTS 1st order", 1, 1), ("DARTS 2nd order", 2, 1), ("PC-DARTS K=4", 1, 4))
@@ -56,11 +65,14 @@ def settings(quick: bool, nb201_epochs: int | None) -> dict[str, dict[str, Any]]
     memory = {"build": {"C": 16, "layers": 8}, "image_size": 32, "batch_size": 32}
     bench = {"build": {"C": 8, "N": 1}, "image_size": 16, "batch_size": 64, "images": 1000}
     bench["epochs"] = nb201_epochs or 20
+    # the lecture table's size (benchmarks/lecture_table.py)
+    methods = {"build": {"C": 8, "N": 1}, "image_size": 16, "batch_size": 64, "images": 1000}
     if quick:
+        methods.update(build={"C": 4, "N": 1}, images=64)
         speed.update(build={"C": 4, "layers": 3}, images=32)
         memory.update(build={"C": 4, "layers": 3}, image_size=16, batch_size=8)
         bench.update(images=64, epochs=nb201_epochs or 1)
-    return {"speed": speed, "memory": memory, "nb201": bench}
+    return {"speed": speed, "memory": memory, "nb201": bench, "methods": methods}
 
 
 def _options(cfg: dict[str, Any], root: str | None, device: str, **extra) -> DartsOptions:
@@ -110,7 +122,7 @@ def bench_speed(cfg, root, device) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------ 2. memory
-def _saved_activation_bytes(model, x, y) -> int:
+def _saved_activation_bytes(model, forward, x, y) -> int:
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     storages: dict[int, int] = {}
 
@@ -121,7 +133,7 @@ def _saved_activation_bytes(model, x, y) -> int:
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = F.cross_entropy(model(x), y)
+        loss = F.cross_entropy(forward(x), y)
     loss.backward()
     model.zero_grad(set_to_none=True)
     return sum(storages.values())
@@ -133,12 +145,22 @@ def memory_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(spec["threads"])
     cfg = spec["cfg"]
-    search = DartsSearch(
+    method = spec.get("method", "darts")
+    search = make_search(
         search_spaces.get("darts"),
-        _options(cfg, spec["root"], spec["device"], pc_k=spec["pc_k"], epochs=1),
+        _options(cfg, spec["root"], spec["device"], pc_k=spec["pc_k"], epochs=1, method=method),
     )
     x, y = next(iter(search._loader("train", True, search.train_generator)))
     x, y = x.to(search.device), y.to(search.device)
+    if method == "gdas":  # the same Gumbel draw in both measurements; gradients to w and α
+        draw_state = search.path_generator.get_state()
+
+        def forward(inputs):
+            search.path_generator.set_state(draw_state)
+            path, weights = search.gumbel_path(search.tau())
+            return search.model(inputs, path, weights)
+    else:
+        forward = search.model
     meter = PeakMemory(search.device)
     gc.collect()
     if search.device.type == "cuda":
@@ -147,11 +169,12 @@ def memory_worker(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         base = rss_mb()
     meter.reset()
-    search.weight_step(x, y)
+    F.cross_entropy(forward(x), y).backward()
+    search.model.zero_grad(set_to_none=True)
     if search.device.type == "cuda":
         torch.cuda.synchronize()
     peak = meter.peak_mb()
-    saved = _saved_activation_bytes(search.model, x, y) / 2**20
+    saved = _saved_activation_bytes(search.model, forward, x, y) / 2**20
     return {
         "pc_k": spec["pc_k"],
         "saved_mb": saved,
@@ -163,8 +186,13 @@ def memory_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 def bench_memory(cfg, root, device, threads) -> list[dict[str, Any]]:
     rows = []
-    for label, k in (("DARTS", 1), ("PC-DARTS K=4", 4)):
+    for label, k, method in (
+        ("DARTS", 1, "darts"),
+        ("PC-DARTS K=4", 4, "darts"),
+        ("GDAS", 1, "gdas"),
+    ):
         spec = {"cfg": cfg, "root": root, "device": device, "pc_k": k, "threads": threads}
+        spec["method"] = method
         out = subprocess.run(
             [sys.executable, __file__, "--memory-worker", json.dumps(spec)],
             check=True,
@@ -176,6 +204,74 @@ def bench_memory(cfg, root, device, threads) -> list[dict[str, Any]]:
         r["saved_ratio"] = r["saved_mb"] / rows[0]["saved_mb"]
         r["peak_ratio"] = r["peak_over_base_mb"] / rows[0]["peak_over_base_mb"]
     return rows
+
+
+# ------------------------------------------------------------------------------ 4. methods
+#: (label, oneshot options) of the methods compared per epoch; the first is the reference.
+ONESHOT = (
+    ("DARTS-V1", {"method": "darts", "order": 1}),
+    ("DARTS-V2", {"method": "darts", "order": 2}),
+    ("PC-DARTS K=4", {"method": "darts", "pc_k": 4}),
+    ("RSPS", {"method": "rsps"}),
+    ("GDAS", {"method": "gdas"}),
+    ("SETN", {"method": "setn"}),
+    ("ENAS", {"method": "enas"}),
+)
+
+
+def bench_methods(cfg, root, device, rounds) -> list[dict[str, Any]]:
+    space = search_spaces.get("nb201")
+    times: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in ONESHOT}
+    loads = []
+    for r in range(rounds):
+        for label, extra in ONESHOT:
+            search = make_search(space, _options(cfg, root, device, epochs=10, seed=r, **extra))
+            wall, cpu = time.perf_counter(), time.process_time()
+            search.train_epoch()
+            search.epoch += 1
+            search.after_epoch()
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            times[label].append((time.perf_counter() - wall, time.process_time() - cpu))
+            loads.append(os.getloadavg()[0])
+            print(f"  round {r} {label}: {times[label][-1][0]:.1f} s", flush=True)
+    rows = []
+    for label, _ in ONESHOT:
+        rows.append(
+            {
+                "method": label,
+                "wall_s": statistics.median(t[0] for t in times[label]),
+                "cpu_s": statistics.median(t[1] for t in times[label]),
+                "all_wall_s": [t[0] for t in times[label]],
+            }
+        )
+    for r in rows:
+        r["wall_vs_first"] = r["wall_s"] / rows[0]["wall_s"]
+        r["cpu_vs_first"] = r["cpu_s"] / rows[0]["cpu_s"]
+    rows[0]["loads"] = loads
+    return rows
+
+
+def print_methods(rows, cfg, threads, rounds) -> None:
+    loads = rows[0]["loads"]
+    print(
+        f"\n## 4. One-shot methods, seconds per search epoch: nb201 space, C={cfg['build']['C']}, "
+        f"N={cfg['build']['N']}, CIFAR-10 at {cfg['image_size']}x{cfg['image_size']}, batch "
+        f"{cfg['batch_size']}, {cfg['images']} train + {cfg['images']} val images, {threads} "
+        f"threads; median of {rounds} round(s); load average {min(loads):.1f}-{max(loads):.1f}"
+    )
+    print(
+        f"{'method':<14} {'s/epoch wall':>12} {'s/epoch cpu':>12} {'wall x V1':>9} {'cpu x V1':>9}"
+    )
+    for r in rows:
+        print(
+            f"{r['method']:<14} {r['wall_s']:>12.1f} {r['cpu_s']:>12.1f} "
+            f"{r['wall_vs_first']:>9.2f} {r['cpu_vs_first']:>9.2f}"
+        )
+    print(
+        "(RSPS and SETN include scoring their 100 candidates on one val batch each; ENAS one "
+        "controller step per train batch)"
+    )
 
 
 # ------------------------------------------------------------------------------ 3. nb201
@@ -259,6 +355,10 @@ def print_memory(rows, cfg, device) -> None:
             f"{r['peak_over_base_mb']:>26.1f} {r['peak_ratio']:>6.3f} "
             f"{r['base_mb']:>8.0f}"
         )
+    print(
+        "(DARTS and PC-DARTS: a weight step through the mixed supernet; GDAS: its architecture "
+        "step through one Gumbel-drawn path, gradients to w and α)"
+    )
     target = 1 / 2.5
     saved, peak = rows[1]["saved_ratio"], rows[1]["peak_ratio"]
     print(
@@ -317,6 +417,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--nb201-epochs", type=int, default=None)
     parser.add_argument("--only", default="speed,memory,nb201")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of the methods section")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--json", help="write every number to this file")
@@ -349,6 +450,10 @@ def main() -> None:
         print("\n(NB201 searches)")
         out["nb201"] = bench_nb201(sizes["nb201"], args.root, args.device, args.seeds)
         print_nb201(out["nb201"], sizes["nb201"], args.seeds)
+    if "methods" in sections:
+        print("\n(one-shot methods)")
+        out["methods"] = bench_methods(sizes["methods"], args.root, args.device, args.rounds)
+        print_methods(out["methods"], sizes["methods"], args.threads, args.rounds)
     out["total_minutes"] = (time.perf_counter() - start) / 60
     print(f"\ntotal: {out['total_minutes']:.1f} min")
     if args.json:

@@ -145,6 +145,7 @@ def _callbacks(parts: Parts, loc: Location, verbose: int = 1) -> list:
     from raynas.resource_watch import ResourceWatch
     from raynas.snapshots import StateBackup
     from raynas.tensorboard import SearchProgressCallback
+    from raynas.trainables import SEARCH_IN_TRIAL
 
     # With a URI the search-level TensorBoard file goes to Tune's driver staging folder, which
     # Tune uploads with its own state (None: found from the trials).
@@ -154,9 +155,11 @@ def _callbacks(parts: Parts, loc: Location, verbose: int = 1) -> list:
     # A URI has no crash record; a last good copy of Tune's state is kept there instead.
     keeper = CrashRecorder(local) if local is not None else StateBackup(loc.uri)
     cfg = parts.config
-    # the op frequency pictures; not of the darts trainable, whose trials ignore their cell
+    # the op frequency pictures; not of the one-shot trainable, whose trials ignore their cell
     choices = (
-        None if cfg.trainable.name == "darts" else categorical_choices(parts.space.tune_space())
+        None
+        if cfg.trainable.name in SEARCH_IN_TRIAL
+        else categorical_choices(parts.space.tune_space())
     )
     return [
         keeper,

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from raynas.config import ConfigError
+from raynas.trainables import SEARCH_IN_TRIAL
 
 #: The decision log of raynas's schedulers (one JSON object per line) in an experiment folder.
 DECISIONS_FILE = "scheduler_decisions.jsonl"
@@ -133,7 +134,7 @@ def architecture_configs(summary) -> tuple[pd.DataFrame, dict[str, list]]:
     except (TypeError, ValueError):  # a space that no longer builds: use what was chosen
         space, domains = None, {}
     choices = categorical_choices(domains) or None
-    if cfg.trainable.name == "darts" and space is not None and "arch" in done:
+    if cfg.trainable.name in SEARCH_IN_TRIAL and space is not None and "arch" in done:
         rows = [space.encode(space.from_str(str(a))) for a in done["arch"].dropna()]
         return pd.DataFrame(rows), choices or {}
     configs = done[[c for c in done if c.startswith("config/")]]
@@ -459,7 +460,7 @@ def _experiment_plots(summary, folder: Path, prefix: str) -> list[Path]:
     records = read_decisions(summary.path) if summary.path is not None else []
     if any(r.get("t") is not None and isinstance(r.get("obs"), dict) for r in records):
         out.append(_save(decisions_figure(records), folder / f"{prefix}scheduler_decisions.png"))
-    if summary.config.trainable.name == "darts":
+    if summary.config.trainable.name in SEARCH_IN_TRIAL:
         for trial_id in summary.trials.get("trial_id", []):
             history = summary.history(trial_id)
             alpha = [c for c in history if c.startswith("alpha_") and "entropy" not in c]

@@ -12,6 +12,7 @@ folder is on a network filesystem (NFS, Lustre, a FUSE mount...) or given as a `
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Any
 
 from raynas.config import ConfigError, ExperimentConfig
 from raynas.storage import Location, is_uri
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -57,7 +60,7 @@ def build(config: ExperimentConfig) -> Parts:
             mode=config.mode,
             seed=config.seed,
             max_concurrent=config.max_concurrent,
-            **config.searcher.options,
+            **searcher_options(config),
         )
     except (TypeError, ValueError) as e:
         raise _component_error("searcher", config.searcher.name, e) from None
@@ -71,6 +74,28 @@ def build(config: ExperimentConfig) -> Parts:
         raise _component_error("trainable", config.trainable.name, e) from None
     check_metrics(config, space)
     return Parts(config, space, searcher, scheduler, trainable)
+
+
+def searcher_options(config: ExperimentConfig) -> dict[str, Any]:
+    """The searcher's options, its ``points_to_evaluate`` cut to ``num_samples``.
+
+    ``num_samples`` is the number of trials for every searcher. Tune's searchers stop at
+    ``num_samples`` suggestions, points included, but Tune's random search
+    (``BasicVariantGenerator``) runs every point even beyond it; cutting the list here gives
+    every searcher the same count, with one warning naming what is left out.
+    """
+    options = dict(config.searcher.options)
+    points = options.get("points_to_evaluate")
+    if isinstance(points, list) and len(points) > config.num_samples:
+        log.warning(
+            "searcher.options.points_to_evaluate has %d configs but num_samples is %d: only "
+            "the first %d are run (raise num_samples to run them all)",
+            len(points),
+            config.num_samples,
+            config.num_samples,
+        )
+        options["points_to_evaluate"] = points[: config.num_samples]
+    return options
 
 
 def check_metrics(config: ExperimentConfig, space: Any) -> None:

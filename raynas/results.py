@@ -21,6 +21,7 @@ from raynas import storage
 from raynas.config import ConfigError, ExperimentConfig
 from raynas.experiment import CONFIG_FILE, load_experiment_config
 from raynas.progress import format_duration, format_value
+from raynas.trainables import SEARCH_IN_TRIAL
 
 
 @dataclass
@@ -385,8 +386,8 @@ def best(
     row = ranked.iloc[0]
     config = {k.removeprefix("config/"): v for k, v in row.items() if k.startswith("config/")}
     space = search_spaces.get(summary.config.space.name, **summary.config.space.options)
-    if summary.config.trainable.name == "darts":
-        # A DARTS trial ignores its sampled cell; its result is the derived genotype.
+    if summary.config.trainable.name in SEARCH_IN_TRIAL:
+        # A one-shot trial ignores its sampled cell; its result is the derived genotype.
         genotype = space.from_str(str(row["arch"]))
         config = space.encode(genotype)
     else:

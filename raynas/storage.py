@@ -21,13 +21,13 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
 
+from raynas import atomic
 from raynas.errors import ConfigError
 
 #: Query parameters of a storage URI that hold secrets.
@@ -133,16 +133,7 @@ class Location:
         filesystems; one object upload (visible only once complete) on object stores."""
         target = self.file(name)
         if self.is_local:
-            folder = os.path.dirname(target)
-            os.makedirs(folder, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(target)}.")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic.write_bytes(target, data)
             return
         self.fs.create_dir(os.path.dirname(target), recursive=True)
         with self.fs.open_output_stream(target) as f:
@@ -271,21 +262,14 @@ def mirror(loc: Location, dest: Path | None = None) -> Path:
         # files only grow (result.json, progress.csv, event files): fetched when they changed.
         if "/" in relative and manifest.get(relative) == stamp and target.is_file():
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         try:
-            with os.fdopen(fd, "wb") as f, loc.fs.open_input_stream(info.path) as src:
-                f.write(src.readall())
-            os.replace(tmp, target)
+            with loc.fs.open_input_stream(info.path) as src:
+                data = src.readall()
         except FileNotFoundError:  # removed while we listed it (Tune replaced a file)
-            Path(tmp).unlink(missing_ok=True)
             seen.pop(relative)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            continue
+        atomic.write_bytes(target, data)
     for relative in set(manifest) - set(seen):
         (dest / relative).unlink(missing_ok=True)
-    tmp_manifest = manifest_file.with_name(_MANIFEST + ".tmp")
-    tmp_manifest.write_text(json.dumps(seen))
-    os.replace(tmp_manifest, manifest_file)
+    atomic.write_json(manifest_file, seen)
     return dest

@@ -1,8 +1,9 @@
-"""Weight-sharing supernets for differentiable search (DARTS, PC-DARTS) over the cell spaces.
+"""Weight-sharing supernets for one-shot search (DARTS, PC-DARTS, RSPS, GDAS, SETN, ENAS).
 
 A supernet holds every candidate op on every edge of a cell, with continuous architecture
 parameters α (one row per edge, one column per op) shared by all cells of a type. An edge
-computes the mixed op ``sum_o softmax(α_edge)_o · o(x)`` (``MixedOp``).
+computes the mixed op ``sum_o softmax(α_edge)_o · o(x)`` (``MixedOp``), or, on a single path,
+only the op the path picks for it (``Supernet.forward(x, path)``).
 
 * ``DartsSupernet`` (Liu et al., ICLR 2019, ``model_search.Network``): the ``darts`` space
   plus the ``none`` op (``PRIMITIVES``: 8 ops), 14 edges per cell (4 nodes with 2, 3, 4, 5
@@ -33,7 +34,7 @@ Derivation (``raynas.oneshot.derive``: ``genotype(supernet)``, ``derive_darts``,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -107,15 +108,29 @@ class MixedOp(nn.Module):
                 self.active.append(i)
         self.bypass_pool = nn.MaxPool2d(2, 2) if k > 1 and stride == 2 else None
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, weights: torch.Tensor | None, index: int | None = None
+    ) -> torch.Tensor:
+        """The weighted sum of all ops, or with ``index`` the one op ``index`` only.
+
+        With ``index`` (single path) only that op is computed, scaled by ``weights[index]``
+        when ``weights`` is given (GDAS' straight-through one-hot), else unscaled.
+        """
         if self.k == 1:
-            return _weighted_sum(self.ops, self.active, x, weights)
+            return _edge(self.ops, self.active, x, weights, index)
         c = x.shape[1] // self.k
         head, rest = x[:, :c], x[:, c:]
-        out = _weighted_sum(self.ops, self.active, head, weights)
+        out = _edge(self.ops, self.active, head, weights, index)
         if self.bypass_pool is not None:
             rest = self.bypass_pool(rest)
         return channel_shuffle(torch.cat([out, rest], dim=1), self.k)
+
+
+def _edge(ops: nn.ModuleList, active: list[int], x: torch.Tensor, weights, index):
+    if index is None:
+        return _weighted_sum(ops, active, x, weights)
+    out = ops[index](x)
+    return out if weights is None else weights[index] * out
 
 
 def _weighted_sum(ops: nn.ModuleList, active: list[int], x: torch.Tensor, weights):
@@ -133,6 +148,25 @@ def _node_softmax(beta: torch.Tensor, inputs_per_node: Sequence[int]) -> torch.T
     return torch.cat([F.softmax(part, dim=-1) for part in beta.split(list(inputs_per_node))])
 
 
+def _forward_weights(
+    model: Supernet,
+    path: Mapping[str, Sequence[int]] | None,
+    path_weights: Mapping[str, torch.Tensor] | None,
+) -> Mapping[str, torch.Tensor]:
+    """The op weights a forward pass uses: softmax(α) (mixed), ``path_weights`` or none."""
+    if path is None:
+        if path_weights is not None:
+            raise ValueError("path_weights need a path (the op index of every edge)")
+        return model.op_weights()
+    for t in model.cell_types:
+        if t not in path or len(path[t]) != len(model.edges):
+            raise ValueError(
+                f"a path needs one op index per edge ({len(model.edges)}) for each cell type "
+                f"{', '.join(model.cell_types)}; got {dict(path)!r}"
+            )
+    return dict(path_weights or {})
+
+
 def _entropy(weights: torch.Tensor) -> torch.Tensor:
     return -(weights * weights.clamp_min(1e-12).log()).sum(-1)
 
@@ -143,6 +177,12 @@ class Supernet(nn.Module):
     Subclasses set ``primitives``, ``edges`` (``(node, input)`` per α row), ``cell_types``
     and ``inputs_per_node``; ``raynas.oneshot.derive`` turns ``derivation_weights`` into a
     genotype of the space.
+
+    ``forward(x)`` runs the mixed supernet (every op of every edge, weighted by softmax(α)).
+    ``forward(x, path)`` runs one path: ``path[cell_type]`` holds one op index per edge (α
+    row order) and only that op of each edge is computed (RSPS, SETN, ENAS, GDAS); with
+    ``path_weights[cell_type]`` (edges x ops) the op's output is scaled by its entry, which
+    carries GDAS' straight-through gradient to α. Edge normalisation β applies in both.
     """
 
     primitives: tuple[str, ...] = ()
@@ -244,8 +284,9 @@ class DartsSearchCell(nn.Module):
         self,
         s0: torch.Tensor,
         s1: torch.Tensor,
-        weights: torch.Tensor,
+        weights: torch.Tensor | None,
         edge_weights: torch.Tensor | None = None,
+        path: Sequence[int] | None = None,
     ) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         offset = 0
@@ -253,7 +294,9 @@ class DartsSearchCell(nn.Module):
             total = None
             for j, h in enumerate(states):
                 e = offset + j
-                term = self.ops[e](h, weights[e])
+                term = self.ops[e](
+                    h, None if weights is None else weights[e], None if path is None else path[e]
+                )
                 if edge_weights is not None:
                     term = edge_weights[e] * term
                 total = term if total is None else total + term
@@ -318,13 +361,20 @@ class DartsSupernet(Supernet):
         self.classifier = nn.Linear(c_prev, num_classes)
         self._init_arch(edge_norm)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = self.op_weights()
+    def forward(
+        self,
+        x: torch.Tensor,
+        path: Mapping[str, Sequence[int]] | None = None,
+        path_weights: Mapping[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Logits of the mixed supernet, or of the single path ``path`` (see ``Supernet``)."""
+        weights = _forward_weights(self, path, path_weights)
         edges = self.edge_weights() or {}
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             kind = "reduce" if cell.reduction else "normal"
-            s0, s1 = s1, cell(s0, s1, weights[kind], edges.get(kind))
+            cell_path = None if path is None else path[kind]
+            s0, s1 = s1, cell(s0, s1, weights.get(kind), edges.get(kind), cell_path)
         return self.classifier(torch.flatten(self.global_pooling(s1), 1))
 
 
@@ -341,14 +391,22 @@ class NB201SearchCell(nn.Module):
         )
 
     def forward(
-        self, x: torch.Tensor, weights: torch.Tensor, edge_weights: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        weights: torch.Tensor | None,
+        edge_weights: torch.Tensor | None = None,
+        path: Sequence[int] | None = None,
     ) -> torch.Tensor:
         nodes = [x]
         e = 0
         for j in (1, 2, 3):
             total = None
             for i in range(j):
-                term = self.ops[e](nodes[i], weights[e])
+                term = self.ops[e](
+                    nodes[i],
+                    None if weights is None else weights[e],
+                    None if path is None else path[e],
+                )
                 if edge_weights is not None:
                     term = edge_weights[e] * term
                 total = term if total is None else total + term
@@ -413,13 +471,23 @@ class NB201Supernet(Supernet):
         self.classifier = nn.Linear(channels, num_classes)
         self._init_arch(edge_norm)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = self.op_weights()["normal"]
+    def forward(
+        self,
+        x: torch.Tensor,
+        path: Mapping[str, Sequence[int]] | None = None,
+        path_weights: Mapping[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Logits of the mixed supernet, or of the single path ``path`` (see ``Supernet``)."""
+        weights = _forward_weights(self, path, path_weights).get("normal")
         edges = self.edge_weights()
         edge_w = None if edges is None else edges["normal"]
+        cell_path = None if path is None else path["normal"]
         x = self.stem(x)
         for cell in self.cells:
-            x = cell(x, weights, edge_w) if isinstance(cell, NB201SearchCell) else cell(x)
+            if isinstance(cell, NB201SearchCell):
+                x = cell(x, weights, edge_w, cell_path)
+            else:
+                x = cell(x)
         x = self.lastact(x)
         return self.classifier(torch.flatten(self.global_pooling(x), 1))
 

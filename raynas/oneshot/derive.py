@@ -12,7 +12,7 @@ The supernets (``raynas.nn.supernet``) know nothing of search spaces; this modul
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -94,3 +94,34 @@ def derive_nb201(
             f"nb201 weights must have shape ({len(NB201_EDGES)}, {len(primitives)}), got {w.shape}"
         )
     return nb201_space.NB201Genotype(tuple(primitives[int(i)] for i in w.argmax(axis=1)))
+
+
+def genotype_of_path(model: Supernet, path: Mapping[str, Sequence[int]]) -> Any:
+    """The genotype of a single path (one op index per edge and cell type) of ``model``.
+
+    A darts path must be a valid cell: per node two edges with a non-``none`` op.
+    """
+    weights = {}
+    for t in model.cell_types:
+        one_hot = np.zeros((len(model.edges), len(model.primitives)))
+        one_hot[np.arange(len(model.edges)), list(path[t])] = 1.0
+        weights[t] = one_hot
+    if isinstance(model, DartsSupernet):
+        return derive_darts(weights["normal"], weights["reduce"])
+    return derive_nb201(weights["normal"], model.primitives)
+
+
+def path_of(model: Supernet, genotype: Any) -> dict[str, list[int]]:
+    """The single path of ``model`` that computes ``genotype`` (the inverse of
+    ``genotype_of_path``): unused darts edges take ``none``."""
+    if not isinstance(model, DartsSupernet):
+        return {"normal": [model.primitives.index(op) for op in genotype.ops]}
+    none = DARTS_PRIMITIVES.index("none")
+    starts = np.cumsum([0, *model.inputs_per_node])
+    path = {}
+    for t in model.cell_types:
+        cell = [none] * len(model.edges)
+        for k, (op, src) in enumerate(getattr(genotype, t)):
+            cell[int(starts[k // 2]) + int(src)] = DARTS_PRIMITIVES.index(op)
+        path[t] = cell
+    return path

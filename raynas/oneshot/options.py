@@ -1,5 +1,10 @@
 """Options of a one-shot search (``DartsOptions``) and the settings one trial runs with.
 
+``method`` picks the search (``METHODS``); the options of ``METHOD_OPTIONS`` belong to one
+or two methods each, default to ``None`` and are filled with ``METHOD_DEFAULTS`` of the chosen
+method; one given to another method is an error, as are DARTS' own settings (``order: 2``,
+``pc_k > 1``, ``edge_norm``) with another method.
+
 ``SearchSettings.resolve`` applies a trial's ``darts.*`` Tune keys (``CONFIG_KEYS``) over the
 options; ``sweep_space`` turns the ``sweep`` option into those keys as Tune grid searches.
 """
@@ -14,6 +19,29 @@ import numpy as np
 
 from raynas import data as datamod
 from raynas.registry import check_int, sweep_grid
+
+#: One-shot methods: DARTS (with order / pc_k: DARTS-V1/V2, PC-DARTS), RSPS, GDAS, SETN, ENAS.
+METHODS = ("darts", "rsps", "gdas", "setn", "enas")
+#: Defaults of each method's own options (the papers' / NB201's settings).
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "darts": {},
+    "rsps": {"candidates": 100, "eval_batches": 1},
+    "gdas": {"tau_max": 10.0, "tau_min": 0.1},
+    "setn": {"candidates": 100, "eval_batches": 1},
+    "enas": {
+        "controller_lr": 1e-3,
+        "controller_hidden": 32,
+        "controller_temperature": 5.0,
+        "controller_tanh": 2.5,
+        "entropy_weight": 1e-4,
+        "baseline_decay": 0.99,
+    },
+}
+#: Method option -> the methods that take it.
+METHOD_OPTIONS: dict[str, tuple[str, ...]] = {}
+for _method, _defaults in METHOD_DEFAULTS.items():
+    for _key in _defaults:
+        METHOD_OPTIONS[_key] = (*METHOD_OPTIONS.get(_key, ()), _method)
 
 #: Prefix of the Tune config keys a darts trial reads.
 CONFIG_PREFIX = "darts."
@@ -52,8 +80,20 @@ class DartsOptions:
     device: str = "auto"
     threads: int | None = None
     tensorboard: bool = True
+    method: str = "darts"
+    candidates: int | None = None
+    eval_batches: int | None = None
+    tau_max: float | None = None
+    tau_min: float | None = None
+    controller_lr: float | None = None
+    controller_hidden: int | None = None
+    controller_temperature: float | None = None
+    controller_tanh: float | None = None
+    entropy_weight: float | None = None
+    baseline_decay: float | None = None
 
     def __post_init__(self) -> None:
+        self._check_method()
         for key in ("epochs", "batch_size"):
             check_int(key, getattr(self, key), 1)
         for key in ("lr", "arch_lr", "fd_r"):
@@ -91,6 +131,76 @@ class DartsOptions:
             check_dataset(self.nb201_table)
         if self.sweep is not None:
             sweep_space(self.sweep)
+
+    def _check_method(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(
+                f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}"
+            )
+        for key, methods in METHOD_OPTIONS.items():
+            if getattr(self, key) is not None and self.method not in methods:
+                raise ValueError(
+                    f"option {key} is for method {' and '.join(methods)}, not {self.method}"
+                )
+        for key, value in METHOD_DEFAULTS[self.method].items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
+        for key in ("candidates", "eval_batches", "controller_hidden"):
+            if getattr(self, key) is not None:
+                check_int(key, getattr(self, key), 1)
+        for key in ("tau_max", "tau_min", "controller_lr", "controller_temperature"):
+            value = getattr(self, key)
+            if value is not None and not (_is_number(value) and value > 0):
+                raise ValueError(f"{key} must be a number > 0, got {value!r}")
+        if self.tau_max is not None and self.tau_min > self.tau_max:
+            raise ValueError(f"tau_min ({self.tau_min}) must be <= tau_max ({self.tau_max})")
+        if self.controller_tanh is not None and not (
+            _is_number(self.controller_tanh) and self.controller_tanh > 0
+        ):
+            raise ValueError(f"controller_tanh must be a number > 0, got {self.controller_tanh!r}")
+        if self.entropy_weight is not None and not (
+            _is_number(self.entropy_weight) and self.entropy_weight >= 0
+        ):
+            raise ValueError(f"entropy_weight must be a number >= 0, got {self.entropy_weight!r}")
+        if self.baseline_decay is not None and not (
+            _is_number(self.baseline_decay) and 0 <= self.baseline_decay < 1
+        ):
+            raise ValueError(f"baseline_decay must be in [0, 1), got {self.baseline_decay!r}")
+        if self.method != "darts":
+            check_method_settings(
+                self.method, {"order": self.order, "pc_k": self.pc_k, "edge_norm": self.edge_norm}
+            )
+            for key in (self.sweep or {}) if isinstance(self.sweep, Mapping) else ():
+                if key in DARTS_SETTINGS:
+                    raise ValueError(
+                        f"sweep.{key} is a setting of method darts, not {self.method}"
+                    )
+
+
+#: Per-trial settings only the darts method takes (other values than these are an error).
+DARTS_SETTINGS = {"order": 1, "pc_k": 1, "edge_norm": False}
+
+
+def check_method_settings(method: str, values: Mapping[str, Any]) -> None:
+    """ValueError unless ``values`` (order, pc_k, edge_norm) suit ``method``.
+
+    Second order, partial channels and edge normalisation are DARTS / PC-DARTS settings: the
+    single-path methods take none of them.
+    """
+    if method == "darts":
+        return
+    for key, plain in DARTS_SETTINGS.items():
+        value = values.get(key)
+        if value is not None and value != plain:
+            raise ValueError(
+                f"{key}={value!r} is a setting of method darts, not {method} (leave it at {plain})"
+            )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool
+    )
 
 
 def check_setting(name: str, value: Any) -> Any:
@@ -162,4 +272,5 @@ class SearchSettings:
             )
         if values["edge_norm"] is None:
             values["edge_norm"] = values["pc_k"] > 1
+        check_method_settings(options.method, values)
         return cls(**values)

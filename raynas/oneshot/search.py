@@ -1,6 +1,8 @@
 """The DARTS / PC-DARTS search engine: bilevel optimisation of a supernet's weights and α.
 
 See ``raynas.trainables.darts`` for the algorithm, its defaults and what each epoch reports.
+The other one-shot methods (``raynas.oneshot.methods``) subclass ``DartsSearch`` and override
+``train_epoch``, ``after_epoch``, ``val_metrics``, ``genotype`` and the state.
 """
 
 from __future__ import annotations
@@ -99,7 +101,14 @@ class DartsSearch:
 
     # ------------------------------------------------------------------ state
     def _identity(self) -> dict[str, Any]:
-        return {"space": self.space.name, "settings": asdict(self.settings), "build": self.build}
+        identity = {
+            "space": self.space.name,
+            "settings": asdict(self.settings),
+            "build": self.build,
+        }
+        if self.options.method != "darts":  # darts checkpoints keep their identity
+            identity["method"] = self.options.method
+        return identity
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -289,6 +298,14 @@ class DartsSearch:
                 out[f"beta_{t}"] = np.round(as_numpy(self.model.betas[t]), decimals).tolist()
         return out
 
+    def after_epoch(self) -> dict[str, Any]:
+        """Work after an epoch's training (a method's selection); returns its own metrics."""
+        return {}
+
+    def val_metrics(self) -> tuple[float, float]:
+        """The epoch's ``val_loss`` / ``val_acc``: the mixed supernet on the val split."""
+        return self.evaluate("val")
+
     def step(self) -> dict[str, Any]:
         """Search one epoch, evaluate and derive; returns the epoch's metrics."""
         start = time.perf_counter()
@@ -296,7 +313,8 @@ class DartsSearch:
         self.memory.reset()
         train_loss, train_acc = self.train_epoch()
         self.epoch += 1
-        val_loss, val_acc = self.evaluate("val")
+        own = self.after_epoch()
+        val_loss, val_acc = self.val_metrics()
         peak = self.memory.peak_mb()
         genotype = self.genotype()
         entropy = self.model.alpha_entropy()
@@ -315,6 +333,7 @@ class DartsSearch:
             "peak_mem_mb": peak,
             **asdict(self.settings),
             **self.alpha_values(),
+            **own,
         }
         if self.options.nb201_table and self.space.name == "nb201":
             if self._table is None:

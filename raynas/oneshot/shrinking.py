@@ -60,11 +60,12 @@ PHASE_RANGES: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
 
 
 def check_phases(phases: Any) -> dict[str, int]:
-    """``phases`` as ``{phase: epochs}`` in running order.
+    """``phases`` as ``{phase: epochs}`` in running order (``PHASES``, whatever the order of
+    the mapping).
 
     Raises:
-        ValueError: not a mapping, empty, an unknown phase, phases out of order, or epochs
-            that are not an integer >= 1.
+        ValueError: not a mapping, empty, an unknown phase, or epochs that are not an integer
+            >= 1.
     """
     if not isinstance(phases, Mapping) or not phases:
         raise ValueError(
@@ -75,12 +76,8 @@ def check_phases(phases: Any) -> dict[str, int]:
         if name not in PHASES:
             raise ValueError(f"unknown phase {name!r}; choose from: {', '.join(PHASES)}")
         check_int(f"phases.{name}", phases[name], 1)
-    order = [p for p in PHASES if p in phases]
-    if list(phases) != order:
-        raise ValueError(
-            f"phases run in the order {', '.join(PHASES)}; got {', '.join(map(str, phases))}"
-        )
-    return {name: int(phases[name]) for name in order}
+    # Always in PHASES order, whatever the mapping's: YAML writers may sort keys.
+    return {name: int(phases[name]) for name in PHASES if name in phases}
 
 
 def check_setting(name: str, value: Any) -> Any:
@@ -219,6 +216,13 @@ class TrialSettings:
         return cls(**values)
 
 
+def stages_to_str(stages: Stages) -> str:
+    """The ``mobilenetv3`` space's canonical string of ``stages``."""
+    from search_spaces.mobilenetv3 import MobileNetV3Genotype, genotype_to_str
+
+    return genotype_to_str(MobileNetV3Genotype(tuple(map(len, stages)), stages))
+
+
 def _phase_smallest(phase: str) -> Stages:
     kernels, expands, depths = PHASE_RANGES[phase]
     return ((((min(kernels), min(expands)),) * min(depths)),) * NUM_STAGES
@@ -291,6 +295,8 @@ class ProgressiveShrinking:
         eval_rng = np.random.default_rng([options.eval_seed, 2])
         self.eval_stages = [random_stages(eval_rng) for _ in range(options.eval_subnets)]
         self.params = count_params(self.model.subnet(LARGEST))
+        #: The largest subnet's canonical mobilenetv3 string (what ``val_acc`` scores).
+        self.arch = stages_to_str(LARGEST)
         self.epoch = 0
         self._calibration: list[torch.Tensor] | None = None
 
@@ -451,6 +457,7 @@ class ProgressiveShrinking:
         return {
             "epoch": self.epoch,
             "phase": phase,
+            "arch": self.arch,
             "train_loss": train_loss,
             "val_acc_largest": largest,
             "val_acc_smallest": self.evaluate(SMALLEST),

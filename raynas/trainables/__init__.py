@@ -21,10 +21,17 @@ _REGISTRY: dict[str, str] = {
     "train": "raynas.trainables.train:make",
     "proxy": "raynas.trainables.proxy:make",
     "darts": "raynas.trainables.darts:make",
+    "oneshot": "raynas.trainables.oneshot:make",
     "curves": "raynas.trainables.curves:make",
     "supernet": "raynas.trainables.supernet:make",
     "subnet": "raynas.trainables.subnet:make",
 }
+
+
+#: Trainables that run a whole search inside each trial: a trial ignores its sampled cell and
+#: reports the derived architecture as ``arch`` (``darts`` and its family name ``oneshot``;
+#: ``supernet``: the largest subnet, whose accuracy is its ``val_acc``).
+SEARCH_IN_TRIAL = frozenset({"darts", "oneshot", "supernet"})
 
 
 def names() -> list[str]:
@@ -50,6 +57,7 @@ TUNE_METRICS = ("training_iteration", "time_total_s", "time_this_iter_s")
 _OPTIONS: dict[str, str] = {
     "train": "raynas.trainables.train:TrainOptions",
     "darts": "raynas.oneshot.options:DartsOptions",
+    "oneshot": "raynas.oneshot.options:DartsOptions",
     "supernet": "raynas.oneshot.shrinking:SupernetOptions",
 }
 
@@ -102,12 +110,26 @@ def _darts(space: SearchSpace, o: dict) -> tuple[str, ...]:
         found += tuple(f"beta_{c}" for c in cells)
     if o.get("nb201_table"):
         found += ("table_val_acc", "table_test_acc")
-    return found
+    return found + METHOD_METRICS[o.get("method") or "darts"]
+
+
+#: What each one-shot method reports besides DARTS' metrics (``raynas.oneshot.methods``).
+_CANDIDATES = tuple(
+    "candidates candidate_best_loss candidate_best_acc candidate_median_loss "
+    "candidate_worst_loss candidate_distinct".split()
+)
+METHOD_METRICS: dict[str, tuple[str, ...]] = {
+    "darts": (),
+    "rsps": _CANDIDATES,
+    "setn": _CANDIDATES,
+    "gdas": ("tau",),
+    "enas": ("controller_entropy", "controller_baseline", "controller_reward"),
+}
 
 
 def _supernet(space: SearchSpace, o: dict) -> tuple[str, ...]:
     return tuple(
-        "epoch phase train_loss val_acc_largest val_acc_smallest val_acc_random val_acc lr "
+        "epoch phase arch train_loss val_acc_largest val_acc_smallest val_acc_random val_acc lr "
         "params_m seed cost_s".split()
     )
 
@@ -129,6 +151,7 @@ _METRICS: dict[str, Callable[[SearchSpace, dict], tuple[str, ...]]] = {
     "train": _train,
     "proxy": _proxy,
     "darts": _darts,
+    "oneshot": _darts,
     "curves": _curves,
     "supernet": _supernet,
     "subnet": _subnet,

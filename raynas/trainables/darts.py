@@ -1,4 +1,27 @@
-"""``darts`` trainable: one differentiable architecture search (DARTS / PC-DARTS) per trial.
+"""``darts`` / ``oneshot`` trainable: one weight-sharing architecture search per trial.
+
+Registered twice: ``oneshot`` (the family's name) and ``darts`` (its first name, kept: same
+options, same metrics, same ``darts.*`` config keys). The ``method`` option picks the search:
+
+* ``darts`` (default): DARTS / PC-DARTS, described below (``order: 1`` is DARTS-V1,
+  ``order: 2`` DARTS-V2, ``pc_k > 1`` PC-DARTS).
+* ``rsps``, ``gdas``, ``setn``, ``enas``: the single-path methods of ``raynas.oneshot.methods``
+  (see its docstring for each algorithm). Their own options, each an error with another
+  method (``METHOD_OPTIONS``): ``candidates`` (N, default 100) and ``eval_batches`` (1) for
+  rsps and setn; ``tau_max`` (10) and ``tau_min`` (0.1) for gdas; ``controller_lr`` (1e-3),
+  ``controller_hidden`` (32), ``controller_temperature`` (5), ``controller_tanh`` (2.5),
+  ``entropy_weight`` (1e-4) and ``baseline_decay`` (0.99) for enas. ``order: 2``, ``pc_k > 1``
+  and ``edge_norm`` are DARTS settings (an error with the others). They share the supernet,
+  data split, optimisers (w by SGD as below; α by Adam as below for gdas and setn), the
+  checkpoint, TensorBoard and derivation. Besides DARTS' metrics, each epoch reports: rsps
+  and setn ``candidates``, ``candidate_best_loss``, ``candidate_best_acc``,
+  ``candidate_median_loss``, ``candidate_worst_loss``, ``candidate_distinct`` (the ranking of
+  the epoch's candidates on the same val batches; the best is the derived ``arch``); gdas
+  ``tau`` (the epoch's temperature); enas ``controller_entropy`` (mean entropy per decision
+  along the policy's argmax path, nats), ``controller_baseline`` and ``controller_reward``
+  (mean reward, val batch accuracy in [0, 1], of the epoch's controller steps). Their
+  ``val_loss`` / ``val_acc`` are the derived path's on the val split (BN batch statistics),
+  not the mixed supernet's; α is unused (and reported at its initial value) by rsps and enas.
 
 The search engine is ``raynas.oneshot`` (``search``: ``DartsSearch``; ``options``; ``memory``;
 ``board``: TensorBoard views; ``derive``); this module runs one search as a Tune trial, with
@@ -78,6 +101,7 @@ import torch
 from raynas.nn.supernet import SUPERNET_OPTIONS, check_supernet_options
 from raynas.oneshot.board import AlphaBoard, alpha_heatmap, alpha_table
 from raynas.oneshot.memory import PeakMemory, rss_mb
+from raynas.oneshot.methods import SEARCHES, make_search
 from raynas.oneshot.options import (
     CONFIG_KEYS,
     CONFIG_PREFIX,
@@ -100,15 +124,21 @@ def make(space: SearchSpace, **options: Any) -> Callable[[dict], None]:
     Raises:
         ValueError: unsupported space, unknown option or invalid value.
     """
+    return make_named("darts", space, **options)
+
+
+def make_named(name: str, space: SearchSpace, **options: Any) -> Callable[[dict], None]:
+    """``make`` for the trainable registered as ``name`` (``darts`` or ``oneshot``: the same
+    trainable; ``name`` only appears in messages)."""
     valid = [f.name for f in dataclasses.fields(DartsOptions)]
     for key in options:
         if key not in valid:
             raise ValueError(
-                f"unknown option {key!r} for trainable 'darts'; valid options: {', '.join(valid)}"
+                f"unknown option {key!r} for trainable {name!r}; valid options: {', '.join(valid)}"
             )
     if space.name not in SUPERNET_OPTIONS:
         raise ValueError(
-            f"trainable 'darts' supports the search spaces {', '.join(SUPERNET_OPTIONS)}, "
+            f"trainable {name!r} supports the search spaces {', '.join(SUPERNET_OPTIONS)}, "
             f"not {space.name!r}"
         )
     opts = DartsOptions(**options)
@@ -125,7 +155,7 @@ def make(space: SearchSpace, **options: Any) -> Callable[[dict], None]:
         settings = SearchSettings.resolve(opts, config)
         if opts.threads:
             torch.set_num_threads(opts.threads)
-        search = DartsSearch(space, opts, settings)
+        search = make_search(space, opts, settings)
         state = restore_state()
         if state is not None:
             search.load_state_dict(state)
@@ -151,12 +181,15 @@ __all__ = [
     "AlphaBoard",
     "DartsOptions",
     "DartsSearch",
+    "SEARCHES",
     "PeakMemory",
     "SearchSettings",
     "alpha_heatmap",
     "alpha_table",
     "check_setting",
     "make",
+    "make_named",
+    "make_search",
     "rss_mb",
     "sweep_space",
 ]

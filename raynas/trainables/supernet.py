@@ -5,9 +5,10 @@ A trial trains the elastic MobileNetV3 supernet of the experiment's ``mobilenetv
 shrinking (Cai et al., "Once-for-All", ICLR 2020; engine: ``raynas.oneshot.shrinking``):
 
 * ``phases`` (default ``{full: 2, kernel: 1, depth: 1, expand: 2}``, epochs per phase; phases
-  may be left out but run in this order): ``full`` trains the largest subnet alone; ``kernel``
-  samples kernels 3/5/7 with depth 4 and expand 6; ``depth`` also depths 2-4; ``expand`` also
-  expand ratios 3/4/6 (OFA splits the last two in two steps each; here each is one phase).
+  may be left out; they always run in this order): ``full`` trains the largest subnet alone;
+  ``kernel`` samples kernels 3/5/7 with depth 4 and expand 6; ``depth`` also depths 2-4;
+  ``expand`` also expand ratios 3/4/6 (OFA splits the last two in two steps each; here each
+  is one phase).
   ``sort_channels`` reorders the middle channels by importance when the expand phase begins.
 * Each step trains ``subnets_per_step`` random subnets of the phase on the same batch,
   gradients summed (OFA's ``dynamic_batch_size``); with ``sandwich: true`` also the largest
@@ -27,10 +28,11 @@ shrinking (Cai et al., "Once-for-All", ICLR 2020; engine: ``raynas.oneshot.shrin
 same name, and the ``sweep`` option (e.g. ``{seed: [0, 1, 2]}``) makes them Tune grid searches
 (``make(...).param_space``), so several supernets are trials of one experiment.
 
-**Reported per epoch** (plus Tune's keys): ``epoch``, ``phase``, ``train_loss`` (mean over steps
-and subnets, distillation term included), ``val_acc_largest``, ``val_acc_smallest`` (the
-space's smallest subnet), ``val_acc_random`` (mean over ``eval_subnets`` random subnets drawn
-once from ``eval_seed``: the same in every epoch and every trial), ``val_acc`` (=
+**Reported per epoch** (plus Tune's keys): ``epoch``, ``phase``, ``arch`` (the largest subnet's
+canonical string: what ``val_acc`` scores and ``raynas export`` names), ``train_loss`` (mean
+over steps and subnets, distillation term included), ``val_acc_largest``, ``val_acc_smallest``
+(the space's smallest subnet), ``val_acc_random`` (mean over ``eval_subnets`` random subnets
+drawn once from ``eval_seed``: the same in every epoch and every trial), ``val_acc`` (=
 ``val_acc_largest``), ``lr`` (at the epoch's start), ``params_m`` (the largest subnet),
 ``seed``, ``cost_s``. Each scored subnet is copied out of the supernet and its BatchNorm
 statistics re-estimated on ``bn_batches`` training batches (OFA's ``reset_running_statistics``;
@@ -64,6 +66,7 @@ from raynas.oneshot.shrinking import (
     ProgressiveShrinking,
     SupernetOptions,
     TrialSettings,
+    stages_to_str,
     sweep_space,
 )
 from raynas.storage import Location, is_uri, locate
@@ -107,9 +110,7 @@ def make(space: SearchSpace, **options: Any) -> Callable[[dict], None]:
         state = restore_state(CHECKPOINT_FILE)
         if state is not None:
             engine.load_state_dict(state)
-        board = (
-            _Board(tune.get_context().get_trial_dir(), space, engine) if opts.tensorboard else None
-        )
+        board = _Board(tune.get_context().get_trial_dir(), engine) if opts.tensorboard else None
         try:
             while engine.epoch < opts.epochs:
                 metrics = engine.step()
@@ -127,14 +128,12 @@ def make(space: SearchSpace, **options: Any) -> Callable[[dict], None]:
 class _Board:
     """TensorBoard texts of a supernet trial: its phase and the scored random subnets."""
 
-    def __init__(self, logdir: str, space: SearchSpace, engine: ProgressiveShrinking) -> None:
+    def __init__(self, logdir: str, engine: ProgressiveShrinking) -> None:
         from raynas.event_writer import summary_writer
-        from search_spaces.mobilenetv3 import MobileNetV3Genotype
 
         self._writer = summary_writer(logdir)
         self._subnets = "\n".join(
-            f"{i}. `{space.to_str(MobileNetV3Genotype(tuple(map(len, st)), st))}`"
-            for i, st in enumerate(engine.eval_stages, start=1)
+            f"{i}. `{stages_to_str(st)}`" for i, st in enumerate(engine.eval_stages, start=1)
         )
 
     def log(self, metrics: Mapping[str, Any]) -> None:
@@ -239,7 +238,7 @@ def load_supernet(
     Returns:
         ``(supernet, meta)``; ``meta`` has ``identity``, ``options`` (the trainable's options:
         dataset, root, image_size, subset, val_fraction, seed ...), ``epoch``, ``phase``,
-        ``path`` (the file read, as shown in messages) and ``trial_config`` when saved.
+        ``path`` (the file read, as shown in messages).
 
     Raises:
         ConfigError: the source is missing, truncated, not a supernet checkpoint, or of
@@ -280,6 +279,4 @@ def load_supernet(
         "phase": state.get("phase"),
         "path": shown,
     }
-    if "trial_config" in state:
-        meta["trial_config"] = state["trial_config"]
     return net, meta

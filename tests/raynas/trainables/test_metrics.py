@@ -119,11 +119,23 @@ def _subnet(space, options):
     return subnet.Scorer(loaded, tables).score(genotype, space.to_str(genotype))
 
 
+def _oneshot(space, options):
+    from raynas.oneshot.methods import make_search
+    from raynas.trainables.darts import DartsOptions
+
+    opts = DartsOptions(
+        dataset="synthetic", epochs=1, batch_size=32, build=SMALL, subset=64, val_fraction=64,
+        threads=1, **options,
+    )  # fmt: skip
+    return make_search(space, opts).step()
+
+
 RUN = {
     "table": _table,
     "train": _train,
     "proxy": _proxy,
     "darts": _darts,
+    "oneshot": _oneshot,
     "curves": _curves,
     "supernet": _supernet,
     "subnet": _subnet,
@@ -137,6 +149,10 @@ CASES = [
     ("train", {"eval_test": True}),
     ("proxy", {"proxies": ["naswot", "synflow"], "table_dataset": "cifar10"}),
     ("darts", {"pc_k": 2, "nb201_table": "cifar10"}),
+    ("oneshot", {"method": "rsps", "candidates": 3, "nb201_table": "cifar10"}),
+    ("oneshot", {"method": "gdas"}),
+    ("oneshot", {"method": "setn", "candidates": 3}),
+    ("oneshot", {"method": "enas"}),
     ("curves", {}),
     ("supernet", {"sandwich": True}),
     ("subnet", {"targets": ["cpu-b1", "cpu-b64"]}),

@@ -13,7 +13,6 @@ import pytest
 import torch
 import yaml
 from helpers import RAYNAS, cli_env
-from ray import tune
 
 import search_spaces
 from raynas import trainables
@@ -217,6 +216,11 @@ def test_checkpoint_of_another_supernet_is_refused():
         _engine().load_state_dict(state)
 
 
+def test_phases_run_in_ofa_order_whatever_the_mapping_order():
+    engine = _engine(phases={"expand": 2, "full": 1})
+    assert [engine.phase_at(e)[0] for e in range(3)] == ["full", "expand", "expand"]
+
+
 def test_config_keys_override_options():
     opts = SupernetOptions(**TINY)
     settings = TrialSettings.resolve(
@@ -232,7 +236,6 @@ def test_config_keys_override_options():
     [
         ({"phases": {"full": 1, "shrink": 1}}, "unknown phase 'shrink'; choose from: full"),
         ({"phases": {"full": 0}}, "phases.full must be an integer >= 1, got 0"),
-        ({"phases": {"expand": 1, "full": 1}}, "phases run in the order full, kernel"),
         ({"phases": {}}, "phases must be a non-empty mapping"),
         ({"kd_ratio": -1}, "kd_ratio must be a number >= 0"),
         ({"phase_lr": {"kernal": 0.1}}, "unknown phase 'kernal' in phase_lr"),
@@ -276,27 +279,48 @@ def test_bad_phase_through_raynas_run_is_one_line_and_exit_2(tmp_path):
 
 
 @pytest.mark.slow
-def test_supernets_of_a_sweep_train_in_a_tuner_and_load_back(ray_address, tmp_path):
-    space = search_spaces.get("mobilenetv3", width_mult=WIDTH)
-    options = {**TINY, "phases": {"full": 1, "expand": 1}, "threads": 1}
-    trainable = trainables.make("supernet", space, **options, sweep={"seed": [0, 1]})
-    grid = tune.Tuner(
-        tune.with_resources(trainable, {"cpu": 1}),
-        param_space={**space.tune_space(), **trainable.param_space},
-        tune_config=tune.TuneConfig(metric="val_acc", mode="max", num_samples=1),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name="ofa", verbose=0),
-    ).fit()
-    assert not grid.errors and len(grid) == 2
-    assert {r.metrics["seed"] for r in grid} == {0, 1}
+def test_supernets_of_a_sweep_run_through_raynas_run_and_load_back(tmp_path):
+    # Two supernets (seeds 0 and 1) as trials of one experiment through the real CLI: exit 0,
+    # a supernet.pt per epoch, export names the largest subnet (what val_acc scores), and
+    # load_supernet picks the trial with the best final val_acc_largest.
+    options = {**TINY, "phases": {"full": 1, "expand": 1}, "threads": 1, "sweep": {"seed": [0, 1]}}
+    experiment = {
+        "name": "ofa",
+        "space": {"name": "mobilenetv3", "options": {"width_mult": WIDTH, "resolution": 8}},
+        "searcher": "random",
+        "trainable": {"name": "supernet", "options": options},
+        "metric": "val_acc",
+        "mode": "max",
+        "max_concurrent": 2,
+        "resources": {"cpu": 1, "gpu": 0},
+        "storage_path": str(tmp_path),
+    }
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(experiment))
+    run = subprocess.run(
+        [*RAYNAS, "run", str(tmp_path / "exp.yaml"), "-q"],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    folder = tmp_path / "ofa"
     finals = {}
-    for result in grid:
-        assert result.metrics["training_iteration"] == result.metrics["epoch"] == 2
-        assert result.metrics["phase"] == "expand"
-        assert (Path(result.checkpoint.path) / CHECKPOINT_FILE).is_file()
-        finals[result.metrics["seed"]] = result.metrics["val_acc_largest"]
-    net, meta = load_supernet(tmp_path / "ofa")
-    best = max(finals, key=lambda seed: (finals[seed], -seed))
+    for trial in folder.glob("supernet_trainable_*"):
+        results = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+        assert [r["phase"] for r in results] == ["full", "expand"]
+        assert [r["training_iteration"] for r in results] == [1, 2]
+        assert len(list(trial.glob(f"checkpoint_*/{CHECKPOINT_FILE}"))) == 2
+        finals[results[-1]["seed"]] = results[-1]["val_acc_largest"]
+    assert sorted(finals) == [0, 1]
+    export = subprocess.run(
+        [*RAYNAS, "export", str(folder)], capture_output=True, text=True, env=cli_env()
+    )
+    assert export.returncode == 0, export.stderr
+    space = search_spaces.get("mobilenetv3")
+    assert space.from_str(json.loads(export.stdout)["arch"]).blocks == LARGEST
+    net, meta = load_supernet(folder)
     if finals[0] != finals[1]:
-        assert meta["options"]["seed"] == best
+        assert meta["options"]["seed"] == max(finals, key=finals.get)
     assert meta["epoch"] == 2 and net.identity()["width_mult"] == WIDTH
     assert np.isfinite(net(torch.randn(2, 1, 8, 8)).detach().numpy()).all()
