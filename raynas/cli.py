@@ -1,5 +1,5 @@
 """``raynas`` command line: run, resume, status, report, export, tensorboard, spaces,
-check-cluster.
+check-cluster, latency-table.
 
 Exit codes: 0 when every trial finished; 2 for a user error (bad experiment file, unknown
 names, missing folders, unreachable storage or cluster), one line on stderr; 3 when the run
@@ -94,6 +94,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument("path", help=_FOLDER_HELP)
     e.add_argument("--out", help="output file (default: stdout)")
+    e.add_argument(
+        "--target",
+        help="hardware target (with --max-latency-ms): the best trial within that latency",
+    )
+    e.add_argument("--max-latency-ms", type=float, help="latency budget on --target (ms)")
+    e.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="subnet trainable: also write the chosen subnet's inherited weights (state dict "
+        "+ genotype; loads without the supernet)",
+    )
 
     t = sub.add_parser(
         "tensorboard",
@@ -116,6 +127,18 @@ def _parser() -> argparse.ArgumentParser:
         description="Check a cluster file with Ray's own validation plus its provider keys.",
     )
     c.add_argument("file", help="cluster YAML file (e.g. cluster.yaml, clusters/local.yaml)")
+
+    lt = sub.add_parser(
+        "latency-table",
+        help="build (or show) a hardware target's latency table on this machine",
+        description="Measure the mobilenetv3 latency table of a hardware target (cpu-b1, "
+        "cpu-b64, cuda-b64, ...) on this machine and cache it, or read the cached one.",
+    )
+    lt.add_argument("target", help="hardware target, e.g. cpu-b1, cpu-b64, cuda-b64")
+    lt.add_argument("--resolution", type=_positive_int, required=True, help="input image size")
+    lt.add_argument("--width-mult", type=float, required=True, help="channel multiplier")
+    lt.add_argument("--classes", type=_positive_int, default=10, help="classifier outputs")
+    lt.add_argument("--rebuild", action="store_true", help="measure again even when cached")
 
     sub.add_parser(
         "spaces",
@@ -271,7 +294,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from raynas import results
 
-    text = json.dumps(results.best(results.load(args.path)), indent=2)
+    summary = results.load(args.path)
+    chosen = results.best(summary, args.target, args.max_latency_ms)
+    if args.weights:
+        from raynas.trainables import subnet
+
+        subnet.export(summary.config, chosen, args.weights)
+        print(f"wrote {args.weights}")
+    text = json.dumps(chosen, indent=2)
     if args.out:
         try:
             Path(args.out).write_text(text + "\n")
@@ -314,6 +344,27 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_latency_table(args: argparse.Namespace) -> int:
+    from raynas.config import ConfigError
+    from raynas.hardware import targets
+
+    try:
+        table = targets.table(
+            args.target,
+            args.resolution,
+            args.width_mult,
+            args.classes,
+            build=True,
+            rebuild=args.rebuild,
+            progress=lambda line: print(line, flush=True),
+        )
+    except ValueError as e:  # a bad target name, width or a missing device
+        raise ConfigError(str(e)) from None
+    how = "read from the cache" if table.from_cache else "measured"
+    print(f"{args.target}: table {how}: {table.path} (device {table.device})")
+    return 0
+
+
 def cmd_check_cluster(args: argparse.Namespace) -> int:
     from raynas import cluster
 
@@ -330,6 +381,7 @@ COMMANDS = {
     "tensorboard": cmd_tensorboard,
     "spaces": cmd_spaces,
     "check-cluster": cmd_check_cluster,
+    "latency-table": cmd_latency_table,
 }
 
 

@@ -7,6 +7,10 @@ prints; only those that apply to the experiments are written:
   curve per experiment (labelled ``name (searcher)``), one panel per metric;
 * ``pareto_front.png``: every finished trial on the first two objectives of a multi-objective
   run, the non-dominated ones joined;
+* ``target_fronts.png``: for an experiment whose trials report ``latency_ms_<target>`` for
+  hardware targets (``raynas.hardware.targets``), one panel per target: every finished trial's
+  metric against that target's latency, the target's Pareto front joined (drawn instead of
+  ``pareto_front.png``);
 * ``op_frequency.png``: how often each value (op, input, depth...) of each architecture key
   was chosen over the finished trials;
 * ``scheduler_decisions.png``: what a decision-logging scheduler (``lce``, ``tse``) saw of
@@ -194,11 +198,9 @@ def best_so_far_figure(curves: Mapping[str, tuple[pd.Series, str, str]]):
     return fig
 
 
-def pareto_figure(trials: pd.DataFrame, front: pd.DataFrame, objectives: Mapping[str, str]):
-    """Finished trials on the first two objectives, the Pareto front highlighted."""
-    (x, x_mode), (y, y_mode) = list(objectives.items())[:2]
-    fig = _figure(6.5, 5.0)
-    ax = fig.subplots()
+def _pareto_axes(
+    ax, trials: pd.DataFrame, front: pd.DataFrame, x: str, x_mode: str, y: str, y_mode: str
+) -> None:
     xs = pd.to_numeric(trials[x], errors="coerce")
     ys = pd.to_numeric(trials[y], errors="coerce")
     ax.scatter(xs, ys, s=14, color="0.6", label=f"trials ({len(trials)})")
@@ -217,11 +219,34 @@ def pareto_figure(trials: pd.DataFrame, front: pd.DataFrame, objectives: Mapping
     ax.set_ylabel(f"{y} ({y_mode})")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
+
+
+def pareto_figure(trials: pd.DataFrame, front: pd.DataFrame, objectives: Mapping[str, str]):
+    """Finished trials on the first two objectives, the Pareto front highlighted."""
+    (x, x_mode), (y, y_mode) = list(objectives.items())[:2]
+    fig = _figure(6.5, 5.0)
+    ax = fig.subplots()
+    _pareto_axes(ax, trials, front, x, x_mode, y, y_mode)
     extra = list(objectives)[2:]
     title = "Pareto front"
     if extra:
         title += f" (first two objectives; also ranked on {', '.join(extra)})"
     ax.set_title(title)
+    return fig
+
+
+def target_fronts_figure(
+    trials: pd.DataFrame, fronts: Mapping[str, tuple[dict[str, str], pd.DataFrame]]
+):
+    """One panel per hardware target: every finished trial's accuracy against that target's
+    latency, the target's Pareto front highlighted (``Summary.target_fronts``)."""
+    fig = _figure(5.0 * len(fronts), 4.5)
+    axes = fig.subplots(1, len(fronts), squeeze=False)[0]
+    for ax, (target, (objectives, front)) in zip(axes, fronts.items(), strict=True):
+        (y, y_mode), (x, x_mode) = list(objectives.items())
+        _pareto_axes(ax, trials, front, x, x_mode, y, y_mode)
+        ax.set_title(f"target {target}")
+    fig.suptitle("Pareto front per hardware target")
     return fig
 
 
@@ -418,7 +443,11 @@ def _experiment_plots(summary, folder: Path, prefix: str) -> list[Path]:
     out = []
     done = finished(summary.trials)
     objectives = summary.objectives()
-    if objectives and len(done):
+    fronts = summary.target_fronts() if len(done) else {}
+    if any(len(front) for _, front in fronts.values()):
+        fig = target_fronts_figure(done, fronts)
+        out.append(_save(fig, folder / f"{prefix}target_fronts.png"))
+    elif objectives and len(done):
         front = summary.pareto_front()
         if len(front):
             fig = pareto_figure(done, front, objectives)

@@ -80,6 +80,25 @@ class Summary:
 
         return front(self.trials, self.objectives() or {})
 
+    def target_fronts(self) -> dict[str, tuple[dict[str, str], pd.DataFrame]]:
+        """Per hardware target whose latency the trials report (a ``latency_ms_<target>``
+        column, ``raynas.hardware.targets``): ``target -> ({metric: mode, latency column:
+        "min"}, front)``, the trials no other trial beats on both the experiment's metric and
+        that target's latency (as ``pareto_front``). Empty when no trial reports one."""
+        from raynas.hardware.targets import METRIC_PREFIX
+        from raynas.pareto import front
+
+        cfg = self.config
+        out = {}
+        for column in self.trials.columns:
+            if str(column).startswith(METRIC_PREFIX) and column != cfg.metric:
+                objectives = {cfg.metric: cfg.mode, str(column): "min"}
+                out[str(column).removeprefix(METRIC_PREFIX)] = (
+                    objectives,
+                    front(self.trials, objectives),
+                )
+        return out
+
     def ranked(self) -> pd.DataFrame:
         """Trials with a numeric metric, best first."""
         metric = self.config.metric
@@ -266,8 +285,12 @@ def format_report(summary: Summary, top: int = 10) -> str:
     if len(table) == 1:
         lines.append("(no trial reported the metric yet)")
     objectives = summary.objectives()
-    if objectives:
-        lines += ["", *_format_front(summary, objectives)]
+    fronts = summary.target_fronts()
+    for target, (target_objectives, front) in fronts.items():
+        lines += ["", f"hardware target {target}:"]
+        lines += _format_front(front, target_objectives)
+    if objectives and not fronts:
+        lines += ["", *_format_front(summary.pareto_front(), objectives)]
     errors = format_errors(summary)
     if errors:
         lines += ["", errors]
@@ -306,8 +329,7 @@ def _align(table: list[list[str]]) -> list[str]:
     ]
 
 
-def _format_front(summary: Summary, objectives: dict[str, str]) -> list[str]:
-    front = summary.pareto_front()
+def _format_front(front: pd.DataFrame, objectives: dict[str, str]) -> list[str]:
     names = ", ".join(f"{m} ({mode})" for m, mode in objectives.items())
     lines = [f"pareto front over {names}: {len(front)} non-dominated trials"]
     if front.empty:
@@ -320,8 +342,21 @@ def _format_front(summary: Summary, objectives: dict[str, str]) -> list[str]:
     return lines + _align(table)
 
 
-def best(summary: Summary) -> dict[str, Any]:
-    """The best trial as exported by ``raynas export``: config, arch, genotype, metrics."""
+def best(
+    summary: Summary, target: str | None = None, max_latency_ms: float | None = None
+) -> dict[str, Any]:
+    """The best trial as exported by ``raynas export``: config, arch, genotype, metrics.
+
+    Args:
+        summary: the experiment.
+        target: with ``max_latency_ms``, a hardware target whose latency the trials report
+            (``latency_ms_<target>``): the best trial within that latency budget.
+        max_latency_ms: the budget (ms) on ``target``'s latency.
+
+    Raises:
+        ConfigError: no trial reported the metric, the target's latency is not reported, or
+            no trial is within the budget.
+    """
     import search_spaces
 
     ranked = summary.ranked()
@@ -329,6 +364,26 @@ def best(summary: Summary) -> dict[str, Any]:
         raise ConfigError(
             f"no trial of {summary.config.name!r} reported {summary.config.metric!r}"
         )
+    if (target is None) != (max_latency_ms is None):
+        raise ConfigError("--target and --max-latency-ms go together")
+    if target is not None:
+        from raynas.hardware.targets import METRIC_PREFIX
+
+        column = METRIC_PREFIX + target
+        if column not in ranked:
+            have = [c.removeprefix(METRIC_PREFIX) for c in ranked if c.startswith(METRIC_PREFIX)]
+            raise ConfigError(
+                f"the trials of {summary.config.name!r} report no latency for target "
+                f"{target!r}; targets reported: {', '.join(have) or 'none'}"
+            )
+        latency = pd.to_numeric(ranked[column], errors="coerce")
+        within = ranked[latency <= max_latency_ms]
+        if within.empty:
+            raise ConfigError(
+                f"no trial of {summary.config.name!r} has {column} <= {max_latency_ms:g} ms "
+                f"(the fastest: {latency.min():.4g} ms)"
+            )
+        ranked = within
     row = ranked.iloc[0]
     config = {k.removeprefix("config/"): v for k, v in row.items() if k.startswith("config/")}
     space = search_spaces.get(summary.config.space.name, **summary.config.space.options)

@@ -27,12 +27,45 @@ def _is_run_output(entry: object) -> bool:
     return not (Path(entry).exists() or (REPO / entry).exists())
 
 
+def _stand_in_supernet(data: dict) -> None:
+    """Point a trainable's ``supernet``/``init_from`` that names an earlier run's output (the
+    OFA examples read the supernet example's folder) at an untrained supernet of the same
+    width and data, and a ``subnet`` trainable at quickly measured latency tables of its
+    targets, so the rest of the file is still validated."""
+    import tempfile
+
+    import torch
+
+    from raynas.hardware import targets
+    from raynas.nn.ofa import OFASupernet
+
+    options = data.get("trainable", {}).get("options", {})
+    key = next((k for k in ("supernet", "init_from") if _is_run_output(options.get(k))), None)
+    if key is None:
+        return
+    folder = Path(tempfile.mkdtemp(prefix="example-supernet-"))
+    width = data["space"].get("options", {}).get("width_mult", 1.0)
+    net = OFASupernet(width_mult=width, num_classes=10, in_channels=1)
+    size = options.get("image_size") or data["space"].get("options", {}).get("resolution")
+    saved = {"model": net.state_dict(), "identity": net.identity(), "dropout": 0.1}
+    saved["options"] = {"dataset": options.get("dataset", "digits"), "image_size": size}
+    torch.save(saved, folder / "supernet.pt")
+    options[key] = str(folder / "supernet.pt")
+    if data["trainable"]["name"] == "subnet":
+        fast = dict(probes=9, warmup=0, repeats=1, rounds=1, calibration_subnets=0)
+        for target in options.get("targets", ["cpu-b1"]):
+            targets.table(target, size, width, cache_dir=folder, build=True, **fast)
+        options["table_cache"] = str(folder)
+
+
 def _load(path: Path) -> config.ExperimentConfig:
     """``config.load``, except that a ``fixed`` searcher's ``archs`` that name an earlier run's
     output (darts_eval.yaml reads the darts search's folder) are replaced by as many sampled
-    architectures of the space, so the rest of the file is still validated."""
+    architectures of the space, and an OFA supernet that is an earlier run's output by a
+    stand-in (``_stand_in_supernet``), so the rest of the file is still validated."""
     data = yaml.safe_load(path.read_text())
     data.setdefault("name", path.stem)
+    _stand_in_supernet(data)
     searcher = data.get("searcher")
     if isinstance(searcher, dict) and searcher.get("name") == "fixed":
         archs = searcher.get("options", {}).get("archs")

@@ -24,6 +24,7 @@ _REGISTRY: dict[str, str] = {
     "oneshot": "raynas.trainables.oneshot:make",
     "curves": "raynas.trainables.curves:make",
     "supernet": "raynas.trainables.supernet:make",
+    "subnet": "raynas.trainables.subnet:make",
 }
 
 
@@ -140,6 +141,12 @@ def _curves(space: SearchSpace, o: dict) -> tuple[str, ...]:
     return (*curves.table(o.get("path")).columns, "arch")
 
 
+def _subnet(space: SearchSpace, o: dict) -> tuple[str, ...]:
+    from raynas.trainables import subnet
+
+    return subnet.metrics(space, o)
+
+
 _METRICS: dict[str, Callable[[SearchSpace, dict], tuple[str, ...]]] = {
     "table": _table,
     "train": _train,
@@ -148,6 +155,7 @@ _METRICS: dict[str, Callable[[SearchSpace, dict], tuple[str, ...]]] = {
     "oneshot": _darts,
     "curves": _curves,
     "supernet": _supernet,
+    "subnet": _subnet,
 }
 
 

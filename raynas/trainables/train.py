@@ -12,6 +12,11 @@ LR schedule, the data order generator, torch's global RNG, epoch and the TSE acc
 A trial restarted from a checkpoint (failure retry, PAUSE, ``raynas resume``) produces the
 same metrics as an uninterrupted run (CPU, fixed seed).
 
+``init_from`` (mobilenetv3): start each trial from the weights its architecture inherits from
+an OFA supernet (``raynas.trainables.subnet.cached_supernet``) rather than a random init: the
+fine-tuning step of Once-for-All, e.g. with the ``fixed`` searcher on a subnet found by a
+search.
+
 ``tse`` is the Training Speed Estimate of Ru et al. (NeurIPS 2021): the sum over the epochs so
 far of each epoch's mean training loss; ``tse_ema`` its TSE-EMA, those losses summed with
 weight ``tse_ema_decay**(T - t)`` (later epochs weigh more). A non-finite training loss ends
@@ -74,6 +79,7 @@ class TrainOptions:
     threads: int | None = None
     latency: bool = False
     build: dict = field(default_factory=dict)
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
@@ -199,6 +205,8 @@ class Trainer:
             in_channels=self.splits.in_channels,
             **options.build,
         )
+        if options.init_from:
+            self.model.load_state_dict(inherited_weights(space, self.genotype, options))
         size = self.splits.image_size
         self.input_shape = (self.splits.in_channels, size, size)
         self.params = count_params(self.model)
@@ -381,8 +389,54 @@ class Trainer:
         return metrics
 
 
+def _init_width(space: SearchSpace, options: TrainOptions) -> float | None:
+    return options.build.get("width_mult", getattr(space, "width_mult", None))
+
+
+def inherited_weights(
+    space: SearchSpace, genotype: Any, options: TrainOptions
+) -> dict[str, torch.Tensor]:
+    """The state dict of ``genotype``'s subnet in the supernet ``options.init_from`` (read once
+    per process), for a network built by ``space.build`` with ``options.build``."""
+    from raynas.trainables.subnet import cached_supernet
+
+    loaded = cached_supernet(options.init_from, _init_width(space, options))
+    return loaded.supernet.subnet(genotype.blocks).state_dict()
+
+
+def check_init_from(space: SearchSpace, options: TrainOptions) -> None:
+    """ConfigError unless ``init_from`` names a supernet this run can start from: the
+    mobilenetv3 space, the same width, classes and image channels as the data."""
+    from raynas.errors import ConfigError
+    from raynas.trainables.subnet import cached_supernet
+
+    if getattr(space, "name", None) != "mobilenetv3":
+        raise ConfigError(
+            f"init_from needs the mobilenetv3 space (an OFA supernet), got {space.name!r}"
+        )
+    loaded = cached_supernet(options.init_from, _init_width(space, options))
+    identity = loaded.meta["identity"]
+    splits = loaded.splits
+    if options.dataset != splits.name:
+        raise ConfigError(
+            f"init_from {options.init_from}: the supernet was trained on {splits.name!r}, "
+            f"this run trains on {options.dataset!r}"
+        )
+    if int(identity.get("num_classes", splits.num_classes)) != splits.num_classes:
+        raise ConfigError(
+            f"init_from {options.init_from}: the supernet has {identity['num_classes']} "
+            f"classes, the data {splits.num_classes}"
+        )
+
+
 def make(space: SearchSpace, **options: Any) -> Callable[[dict], None]:
-    """The ``train`` trainable for ``space``; options are those of ``TrainOptions``."""
+    """The ``train`` trainable for ``space``; options are those of ``TrainOptions``.
+
+    ``init_from`` (mobilenetv3 only): a supernet of the ``supernet`` trainable (experiment
+    folder, checkpoint folder or file, or a URI); each trial starts from the weights its
+    architecture inherits from it (``OFASupernet.subnet``) instead of a random init. The
+    supernet is checked here, before Ray starts, and read once per worker process.
+    """
     valid = [f.name for f in dataclasses.fields(TrainOptions)]
     for key in options:
         if key not in valid:
@@ -390,6 +444,8 @@ def make(space: SearchSpace, **options: Any) -> Callable[[dict], None]:
                 f"unknown option {key!r} for trainable 'train'; valid options: {', '.join(valid)}"
             )
     opts = TrainOptions(**options)
+    if opts.init_from:
+        check_init_from(space, opts)
 
     def train_trainable(config: dict) -> None:
         if opts.threads:

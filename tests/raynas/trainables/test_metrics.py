@@ -93,6 +93,32 @@ def _supernet(space, options):
         return ProgressiveShrinking(opts, width_mult=space.width_mult).step()
 
 
+def _subnet(space, options):
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from raynas.hardware import targets
+    from raynas.nn.ofa import OFASupernet
+    from raynas.trainables import subnet
+
+    folder = Path(tempfile.mkdtemp(prefix="subnet-metrics-"))
+    net = OFASupernet(width_mult=space.width_mult, num_classes=10, in_channels=1)
+    data = {"dataset": "digits", "subset": 64, "val_fraction": 32}
+    state = {"model": net.state_dict(), "identity": net.identity(), "options": data}
+    torch.save({**state, "dropout": 0.1, "epoch": 0}, folder / "supernet.pt")
+    loaded = subnet.cached_supernet(folder / "supernet.pt")
+    fast = dict(probes=9, warmup=0, repeats=1, rounds=1, calibration_subnets=0)
+    tables = {
+        t.name: targets.table(t, 8, space.width_mult, cache_dir=folder, build=True, **fast)
+        for t in targets.parse_all(options["targets"])
+    }
+    genotype = space.sample(np.random.default_rng(0))
+    return subnet.Scorer(loaded, tables).score(genotype, space.to_str(genotype))
+
+
 def _oneshot(space, options):
     from raynas.oneshot.methods import make_search
     from raynas.trainables.darts import DartsOptions
@@ -112,9 +138,10 @@ RUN = {
     "oneshot": _oneshot,
     "curves": _curves,
     "supernet": _supernet,
+    "subnet": _subnet,
 }
 #: The space a trainable's case runs on (nb201 unless named here).
-SPACES = {"supernet": "mobilenetv3"}
+SPACES = {"supernet": "mobilenetv3", "subnet": "mobilenetv3"}
 CASES = [
     # one case each (a darts or train epoch takes ~10 s on a busy 2-core machine), with the
     # options that add metrics
@@ -128,6 +155,7 @@ CASES = [
     ("oneshot", {"method": "enas"}),
     ("curves", {}),
     ("supernet", {"sandwich": True}),
+    ("subnet", {"targets": ["cpu-b1", "cpu-b64"]}),
 ]
 
 
