@@ -151,7 +151,14 @@ def run_one(
         run.arch.append(arch)
         run.val.append(entry.val_acc)
         run.test.append(entry.test_acc)
-        return {METRIC: entry.val_acc, "test_acc": entry.test_acc, "arch": arch}
+        # training_iteration 1: what Tune adds to a table trial's one result (BOHB reads its
+        # budget from it).
+        return {
+            METRIC: entry.val_acc,
+            "test_acc": entry.test_acc,
+            "arch": arch,
+            "training_iteration": 1,
+        }
 
     if not hasattr(algo, "suggest"):
         # Not a Searcher (Tune's BasicVariantGenerator): uniform sampling, see module docstring.
