@@ -183,6 +183,7 @@ def test_bohb_with_the_curves_trainable_runs_hyperband_brackets(ray_address, tmp
     assert dict(summary.states) == {"TERMINATED": 9}
     lengths = sorted(len(summary.history(t)) for t in summary.trials["trial_id"])
     # max_t = the curves' 20 epochs, reduction factor 3: the brackets' rungs are at 2, 6 and
-    # 18 epochs; each bracket stops its worse trials at a rung (a trial still running when
-    # its bracket ends stops where it is) and its best at the last rung
-    assert lengths[0] == 2 and lengths[-1] == 18 and lengths.count(2) >= 3, lengths
+    # 18 epochs; each bracket stops its worse trials at a rung, and a trial still running when
+    # its bracket ends stops where it is (how far depends on timing: 14 and 18 were seen)
+    assert lengths[0] == 2 and lengths.count(2) >= 3, lengths
+    assert 6 < lengths[-1] <= 18, lengths
