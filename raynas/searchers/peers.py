@@ -45,7 +45,11 @@ class _Forgiving:
             log.warning("%s: result for unknown trial %s ignored", type(self).__name__, trial_id)
             return
         if not error and not self._finite(result):
-            log.warning(
+            # No result at all: a trial a scheduler stopped while it was paused (HyperBand's
+            # brackets); its results reached the searcher already. A result without a finite
+            # metric is worth a warning.
+            log.log(
+                logging.DEBUG if result is None else logging.WARNING,
                 "%s: trial %s ended without a finite %r; counted as failed",
                 type(self).__name__,
                 trial_id,

@@ -41,3 +41,19 @@ def test_unknown_trials_and_missing_metrics_do_not_end_the_run(make):
         check=True,
     )
     assert f"Forgiving{type(searcher).__mro__[2].__name__}" in loaded.stdout.decode()
+
+
+def test_a_trial_stopped_while_paused_ends_quietly_a_nan_metric_warns(caplog):
+    # Tune calls on_trial_complete(trial_id) with no result for a trial a scheduler stops
+    # while it is paused (HyperBandForBOHB's brackets): nothing to warn about. A result
+    # without a finite metric is.
+    space = search_spaces.get("nb201")
+    searcher = make_bohb(space, "val_acc", "max", 0)
+    searcher.set_search_properties("val_acc", "max", space.tune_space())
+    searcher.suggest("paused")
+    searcher.suggest("nan")
+    with caplog.at_level("WARNING", logger="raynas.searchers.peers"):
+        searcher.on_trial_complete("paused")
+        searcher.on_trial_complete("nan", {"val_acc": math.nan})
+    assert "paused" not in caplog.text
+    assert "trial nan ended without a finite 'val_acc'" in caplog.text
