@@ -257,6 +257,7 @@ def load(
     test_subset: float | int | None = None,
     seed: int = 0,
     download: bool = False,
+    image_size: int | None = None,
 ) -> Splits:
     """Load dataset ``name`` with deterministic class-balanced train/val/test splits.
 
@@ -269,6 +270,8 @@ def load(
         test_subset: same for the test split.
         seed: seed of the splits.
         download: fetch the official CIFAR archive with torchvision first.
+        image_size: resize every split to this height = width (``Splits.resized``); None
+            keeps the dataset's size.
 
     Raises:
         DatasetError: unknown name, missing folder/files, corrupt file, bad option.
@@ -316,7 +319,7 @@ def load(
     def split(x, y) -> Split:
         return Split(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y))
 
-    return Splits(
+    splits = Splits(
         name=name,
         train=split(x_train[train_idx], y_train[train_idx]),
         val=split(x_train[val_idx], y_train[val_idx]),
@@ -327,6 +330,7 @@ def load(
         std=std,
         augment=name in _CIFAR,
     )
+    return splits if image_size is None else splits.resized(image_size)
 
 
 class Loader:

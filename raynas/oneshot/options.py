@@ -96,16 +96,11 @@ class DartsOptions:
         self._check_method()
         for key in ("epochs", "batch_size"):
             check_int(key, getattr(self, key), 1)
-        for key in ("lr", "arch_lr", "fd_r"):
-            if not getattr(self, key) > 0:
-                raise ValueError(f"{key} must be > 0, got {getattr(self, key)!r}")
-        for key in ("min_lr", "weight_decay", "arch_weight_decay"):
-            if not getattr(self, key) >= 0:
-                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)!r}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be > 0 or null, got {self.grad_clip!r}")
+        check_training(
+            self,
+            positive=("lr", "arch_lr", "fd_r"),
+            non_negative=("min_lr", "weight_decay", "arch_weight_decay"),
+        )
         betas = tuple(self.arch_betas)
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"arch_betas must be two numbers in [0, 1), got {self.arch_betas!r}")
@@ -117,14 +112,8 @@ class DartsOptions:
         check_setting("seed", self.seed)
         if self.edge_norm is not None:
             check_setting("edge_norm", self.edge_norm)
-        if self.dataset not in datamod.NAMES:
-            raise ValueError(
-                f"unknown dataset {self.dataset!r}; choose one of: {', '.join(datamod.NAMES)}"
-            )
         if self.image_size is not None and self.image_size < 1:
             raise ValueError(f"image_size must be >= 1 or null, got {self.image_size!r}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.nb201_table is not None:
             from raynas.benchmarks.nb201 import check_dataset
 
@@ -201,6 +190,35 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
         value, bool
     )
+
+
+def check_training(
+    options: Any, positive: Sequence[str] = (), non_negative: Sequence[str] = ()
+) -> None:
+    """Checks the one-shot and the supernet trainables' options share: the numbers named in
+    ``positive`` (> 0) and ``non_negative`` (>= 0), SGD's ``momentum`` and ``grad_clip``, the
+    ``dataset`` name and the ``device``.
+
+    Raises:
+        ValueError: naming the first bad option and its value.
+    """
+    for key in positive:
+        if not getattr(options, key) > 0:
+            raise ValueError(f"{key} must be > 0, got {getattr(options, key)!r}")
+    for key in non_negative:
+        if not getattr(options, key) >= 0:
+            raise ValueError(f"{key} must be >= 0, got {getattr(options, key)!r}")
+    if not 0 <= options.momentum < 1:
+        raise ValueError(f"momentum must be in [0, 1), got {options.momentum!r}")
+    if options.grad_clip is not None and not options.grad_clip > 0:
+        raise ValueError(f"grad_clip must be > 0 or null, got {options.grad_clip!r}")
+    if options.dataset not in datamod.NAMES:
+        raise ValueError(
+            f"unknown dataset {options.dataset!r}; choose one of: {', '.join(datamod.NAMES)}"
+        )
+    device = options.device
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
 
 
 def check_setting(name: str, value: Any) -> Any:

@@ -61,9 +61,8 @@ class DartsSearch:
             val_fraction=options.val_fraction,
             subset=options.subset,
             seed=s.seed,
+            image_size=options.image_size,
         )
-        if options.image_size is not None:
-            splits = splits.resized(options.image_size)
         self.splits = splits
         primitives = getattr(space, "ops", None) if space.name == "nb201" else None
         self.model: Supernet = build_supernet(

@@ -33,6 +33,7 @@ from raynas.nn.ofa import (
     random_stages,
     recalibrate_bn,
 )
+from raynas.oneshot.options import check_training
 from raynas.registry import check_int, sweep_grid
 from raynas.torch_state import resolve_device, rng_state, set_rng_state
 
@@ -133,9 +134,9 @@ class SupernetOptions:
         check_int("eval_subnets", self.eval_subnets, 0)
         check_int("eval_seed", self.eval_seed, 0)
         check_int("bn_batches", self.bn_batches, 0)
-        for key in ("lr", "kd_temperature"):
-            if not getattr(self, key) > 0:
-                raise ValueError(f"{key} must be > 0, got {getattr(self, key)!r}")
+        check_training(
+            self, positive=("lr", "kd_temperature"), non_negative=("min_lr", "weight_decay")
+        )
         rates = {} if self.phase_lr is None else self.phase_lr
         if not isinstance(rates, Mapping):
             raise ValueError(f"phase_lr must be a mapping such as {{kernel: 0.03}}, got {rates!r}")
@@ -146,23 +147,10 @@ class SupernetOptions:
                 )
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise ValueError(f"phase_lr.{name} must be a number > 0, got {value!r}")
-        for key in ("min_lr", "weight_decay"):
-            if not getattr(self, key) >= 0:
-                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)!r}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be > 0 or null, got {self.grad_clip!r}")
         for key in ("seed", "sandwich", "kd_ratio"):
             check_setting(key, getattr(self, key))
-        if self.dataset not in datamod.NAMES:
-            raise ValueError(
-                f"unknown dataset {self.dataset!r}; choose one of: {', '.join(datamod.NAMES)}"
-            )
         if self.image_size is not None:
             check_int("image_size", self.image_size, 1)
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.sweep is not None:
             sweep_space(self.sweep)
 
@@ -264,9 +252,8 @@ class ProgressiveShrinking:
             val_fraction=options.val_fraction,
             subset=options.subset,
             seed=s.seed,
+            image_size=options.image_size,
         )
-        if options.image_size is not None:
-            splits = splits.resized(options.image_size)
         self.splits = splits
         self.model = OFASupernet(
             width_mult=width_mult,

@@ -116,11 +116,10 @@ def cached_supernet(
                 val_fraction=o.get("val_fraction", 0.1),
                 subset=o.get("subset"),
                 seed=int(o.get("seed", 0)),
+                image_size=int(o["image_size"]) if o.get("image_size") else None,
             )
         except datamod.DatasetError as e:
             raise ConfigError(f"supernet {source}: its data: {e}") from None
-        if o.get("image_size"):
-            splits = splits.resized(int(o["image_size"]))
         loaded = Loaded(net, meta, splits, {})
         _CACHE.clear()  # one supernet per process is the use; do not pile them up
         _CACHE[key] = loaded

@@ -188,9 +188,8 @@ class Trainer:
             subset=options.subset,
             test_subset=options.test_subset,
             seed=options.seed,
+            image_size=options.image_size,
         )
-        if options.image_size is not None:
-            self.splits = self.splits.resized(options.image_size)
         self.subset_steps: list[tuple[int, int]] = []
         if options.subset_schedule is not None:
             steps = subset_steps(options.subset_schedule)
