@@ -109,8 +109,24 @@ def trial_dirs(exp_dir: Path) -> list[Path]:
 def driver_results(cluster: LocalCluster, name: str) -> dict[str, Path]:
     """Trial name -> the ``result.json`` the driver writes as results arrive (its staging
     folder in the cluster's session files; the storage copy lags by up to 2 s)."""
-    pattern = f"session_*/artifacts/*/{name}/driver_artifacts/*/result.json"
-    return {p.parent.name: p for p in cluster.session_root.glob(pattern)}
+    found = {}
+    # Walked by hand, not ``Path.glob``: Ray creates and repoints folders (``session_latest``)
+    # while the driver runs, and pathlib's glob raises FileNotFoundError on such a race.
+    for session in _subdirs(cluster.session_root, "session_"):
+        if session.is_symlink():  # session_latest: the same folder under another name
+            continue
+        for run in _subdirs(session / "artifacts"):
+            for trial in _subdirs(run / name / "driver_artifacts"):
+                found[trial.name] = trial / "result.json"
+    return {k: p for k, p in found.items() if p.is_file()}
+
+
+def _subdirs(folder: Path, prefix: str = "") -> list[Path]:
+    """Sub-folders of ``folder`` whose names start with ``prefix``; none if it is gone."""
+    try:
+        return [p for p in folder.iterdir() if p.name.startswith(prefix) and p.is_dir()]
+    except OSError:
+        return []
 
 
 def _lines(path: Path) -> int:
