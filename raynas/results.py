@@ -258,9 +258,10 @@ def format_report(summary: Summary, top: int = 10) -> str:
     ]
     ranked = summary.ranked()
     if "arch" in ranked:  # searchers such as TPE suggest an architecture again: list it once
-        counts = ranked["arch"].value_counts()
-        ranked = ranked[~(ranked.duplicated("arch") & ranked["arch"].notna())]
-        ranked = ranked.assign(trials=ranked["arch"].map(counts).fillna(1).astype(int))
+        key = _evaluation_key(ranked)
+        counts = key.value_counts()
+        ranked = ranked[~(key.duplicated() & ranked["arch"].notna())]
+        ranked = ranked.assign(trials=key[ranked.index].map(counts).fillna(1).astype(int))
     ranked = ranked.head(top)
     columns = [
         c
@@ -301,6 +302,16 @@ def format_report(summary: Summary, top: int = 10) -> str:
         if decisions:
             lines += ["", decisions]
     return "\n".join(lines)
+
+
+def _evaluation_key(ranked: pd.DataFrame) -> pd.Series:
+    """What makes two trials the same evaluation: the architecture they report AND the same
+    config. A searcher that suggests an architecture again gives an equal config; trials that
+    report one architecture from different configs (supernets or one-shot searches of several
+    seeds, which all report the architecture they found) stay separate rows."""
+    config = [c for c in ranked.columns if c.startswith("config/")]
+    parts = ranked[["arch", *config]].astype(str)
+    return parts.apply("\x1f".join, axis=1)
 
 
 def format_errors(summary: Summary, top: int = 10) -> str:

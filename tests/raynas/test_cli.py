@@ -255,6 +255,22 @@ def test_report_when_no_trial_reported_every_objective(capsys):
     assert "t0" in text
 
 
+def test_report_lists_a_repeated_evaluation_once_but_keeps_runs_of_other_configs():
+    from raynas import results
+
+    def row(trial_id, acc, seed):
+        return {"trial_id": trial_id, "status": "TERMINATED", "val_acc": acc, "arch": "a",
+                "config/op": "conv", "config/seed": seed}  # fmt: skip
+
+    # t0/t1: a searcher suggested the same config again; t2: another seed found the same arch
+    rows = [row("t0", 0.9, 0), row("t1", 0.8, 0), row("t2", 0.7, 1)]
+    lines = results.format_report(_summary({}, rows)).splitlines()
+    table = lines[lines.index(next(x for x in lines if x.startswith("rank"))) + 1 :]
+    assert [x.split()[1] for x in table[:2]] == ["t0", "t2"]
+    assert table[0].split()[-2] == "2" and table[1].split()[-2] == "1"  # the trials column
+    assert not any(x.split()[1:2] == ["t1"] for x in table)
+
+
 def test_export_keeps_integer_metrics(capsys):
     import search_spaces
     from raynas import results
