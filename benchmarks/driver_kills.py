@@ -63,6 +63,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from local_cluster import live_glob  # noqa: E402
+
 EXAMPLES = REPO / "examples"
 KINDS = ("startup", "running", "state-write")
 #: state files a kill "during a state write" watches, in the experiment folder and below
@@ -184,9 +188,9 @@ def staging_dirs(ray_root: Path, name: str) -> list[Path]:
     """Every driver staging folder of experiment ``name`` under a Ray temp/session folder."""
     tail = f"artifacts/*/{name}/driver_artifacts"
     found = [
-        *ray_root.glob(tail),  # a session folder
-        *ray_root.glob(f"session_*/{tail}"),  # a Ray temp folder
-        *ray_root.glob(f"ray/session_*/{tail}"),  # a RAY_TMPDIR
+        *live_glob(ray_root, tail),  # a session folder
+        *live_glob(ray_root, f"session_*/{tail}"),  # a Ray temp folder
+        *live_glob(ray_root, f"ray/session_*/{tail}"),  # a RAY_TMPDIR
     ]
     return sorted({p.resolve() for p in found})  # session_latest links to a session folder
 

@@ -40,6 +40,18 @@ from pathlib import Path
 _AGENTS = ("ray::DashboardAgent", "ray::RuntimeEnvAgent", "ray::IDLE")
 
 
+def live_glob(root: Path, pattern: str, tries: int = 20) -> list[Path]:
+    """``root.glob(pattern)`` over folders a running Ray changes: pathlib raises
+    FileNotFoundError when a folder it listed is gone (or ``session_latest`` is repointed)
+    before it scans it, so the walk is retried; ``[]`` if it never completes."""
+    for _ in range(tries):
+        try:
+            return list(root.glob(pattern))
+        except FileNotFoundError:
+            time.sleep(0.05)
+    return []
+
+
 def _children() -> dict[int, list[int]]:
     """Parent pid -> child pids, for every process readable in /proc."""
     out: dict[int, list[int]] = {}

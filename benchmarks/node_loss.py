@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from local_cluster import LocalCluster  # noqa: E402
+from local_cluster import LocalCluster, live_glob  # noqa: E402
 
 #: Tiny real-training experiments (digits), ~0.3-0.6 s per epoch on one core.
 EXPERIMENTS: dict[str, dict] = {
@@ -109,24 +109,8 @@ def trial_dirs(exp_dir: Path) -> list[Path]:
 def driver_results(cluster: LocalCluster, name: str) -> dict[str, Path]:
     """Trial name -> the ``result.json`` the driver writes as results arrive (its staging
     folder in the cluster's session files; the storage copy lags by up to 2 s)."""
-    found = {}
-    # Walked by hand, not ``Path.glob``: Ray creates and repoints folders (``session_latest``)
-    # while the driver runs, and pathlib's glob raises FileNotFoundError on such a race.
-    for session in _subdirs(cluster.session_root, "session_"):
-        if session.is_symlink():  # session_latest: the same folder under another name
-            continue
-        for run in _subdirs(session / "artifacts"):
-            for trial in _subdirs(run / name / "driver_artifacts"):
-                found[trial.name] = trial / "result.json"
-    return {k: p for k, p in found.items() if p.is_file()}
-
-
-def _subdirs(folder: Path, prefix: str = "") -> list[Path]:
-    """Sub-folders of ``folder`` whose names start with ``prefix``; none if it is gone."""
-    try:
-        return [p for p in folder.iterdir() if p.name.startswith(prefix) and p.is_dir()]
-    except OSError:
-        return []
+    pattern = f"session_*/artifacts/*/{name}/driver_artifacts/*/result.json"
+    return {p.parent.name: p for p in live_glob(cluster.session_root, pattern)}
 
 
 def _lines(path: Path) -> int:

@@ -49,6 +49,10 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from local_cluster import live_glob  # noqa: E402
+
 LOCAL_FILE = REPO / "clusters" / "local.yaml"
 TOOLS = ("sshd", "ssh", "ssh-keygen", "rsync", "nc", "unshare", "nsenter", "ip", "ss")
 SSH_PORT = 22  # inside the node's own network namespace: nothing else listens there
@@ -378,7 +382,9 @@ class ClusterRun:
     def _any_result(self) -> bool:
         # Tune's trial loggers write result.json in the driver's staging folder (the node's
         # /tmp/ray) and copy it to the experiment folder every couple of seconds.
-        staged = self.node.tmp_ray.glob(f"session_*/artifacts/*/{self.name}/driver_artifacts/*")
+        staged = live_glob(
+            self.node.tmp_ray, f"session_*/artifacts/*/{self.name}/driver_artifacts/*"
+        )
         stored = (self.node.home / "raynas_results" / self.name).glob("*")
         for trial in (*staged, *stored):
             result = trial / "result.json"
