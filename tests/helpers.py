@@ -111,3 +111,24 @@ def table_loop(searcher, space, n: int, start: int = 0, dataset: str = "cifar10"
         acc = nb201.table().lookup(space.to_str(space.decode(config)), dataset).val_acc
         searcher.on_trial_complete(f"t{i}", {"val_acc": acc})
     return out
+
+
+def read_events(folder: str) -> dict[str, dict]:
+    """Every event file of a trial folder read back: {kind: {tag: [events]}}."""
+    import glob
+
+    from tensorboard.backend.event_processing import event_accumulator as ea
+
+    found: dict[str, dict] = {"scalars": {}, "images": {}, "tensors": {}}
+    files = glob.glob(f"{folder}/events.out.tfevents*")
+    for file in files:
+        acc = ea.EventAccumulator(file, size_guidance={ea.IMAGES: 0, ea.TENSORS: 0})
+        acc.Reload()
+        tags = acc.Tags()
+        for tag in tags["scalars"]:
+            found["scalars"][tag] = acc.Scalars(tag)
+        for tag in tags["images"]:
+            found["images"][tag] = acc.Images(tag)
+        for tag in tags["tensors"]:
+            found["tensors"][tag] = acc.Tensors(tag)
+    return found

@@ -41,6 +41,9 @@ def alpha_table(weights: np.ndarray, rows: Sequence[str], columns: Sequence[str]
 class AlphaBoard:
     """Per-epoch TensorBoard images (softmax(α) heatmaps) and texts (α table, genotype).
 
+    Methods that never train α (``learns_alpha`` False: RSPS, ENAS) get the genotype text
+    only; their progress is in the reported scalars (val_acc, ENAS's controller_*).
+
     The writer opens lazily, so the object can be created anywhere; ``close`` when done.
     """
 
@@ -57,6 +60,8 @@ class AlphaBoard:
         model = search.model
         with torch.no_grad():
             weights = {t: as_numpy(w) for t, w in model.op_weights().items()}
+        if not search.learns_alpha:  # RSPS, ENAS: α stays at its initial values
+            weights = {}
         for t, w in weights.items():
             self._writer.add_image(f"alpha/{t}", alpha_heatmap(w), step, dataformats="CHW")
             self._writer.add_text(

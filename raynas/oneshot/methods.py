@@ -185,6 +185,8 @@ class SinglePathSearch(DartsSearch):
 class RSPSSearch(SinglePathSearch):
     """Random search with weight sharing (see the module docstring)."""
 
+    learns_alpha = False
+
     def train_epoch(self) -> tuple[float, float]:
         self.model.train()
         total, correct, seen = 0.0, 0, 0
@@ -280,6 +282,8 @@ class GDASSearch(SinglePathSearch):
 
 class ENASSearch(SinglePathSearch):
     """ENAS: an LSTM policy (``raynas.nn.controller``) trained by REINFORCE draws the paths."""
+
+    learns_alpha = False
 
     def __init__(
         self, space: SearchSpace, options: DartsOptions, settings: SearchSettings | None = None

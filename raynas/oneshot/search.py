@@ -42,6 +42,10 @@ class DartsSearch:
         settings: seed, order, pc_k, edge_norm of this search (default: from ``options``).
     """
 
+    #: Whether α drives the search (its softmax is what TensorBoard's heatmaps show); RSPS and
+    #: ENAS never train α, so a heatmap of it would only show the uniform initial values.
+    learns_alpha = True
+
     def __init__(
         self,
         space: SearchSpace,

@@ -83,7 +83,8 @@ it between trials of one machine; ``benchmarks/darts.py`` measures activation me
 batch-order generators, torch's RNG, the epoch; a restored trial continues exactly (CPU,
 fixed seed). **TensorBoard**: per epoch, softmax(α) of each cell type as a heatmap image
 (rows: edges, columns: ops; colours scaled from the image's min to its max), the α table and
-the genotype as text, written into the trial's folder (``tune.get_context().get_trial_dir()``;
+the genotype as text (methods that never train α, ``rsps`` and ``enas``, get the genotype
+only), written into the trial's folder (``tune.get_context().get_trial_dir()``;
 Tune copies it to the experiment folder with ``SyncConfig(sync_artifacts=True)``), next to
 Tune's scalars, and flushed to disk before the epoch is reported, so a trial stopped right after
 its report keeps its last epoch (``raynas.event_writer.summary_writer``). A non-finite loss or α

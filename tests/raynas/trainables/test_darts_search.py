@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import time
 
 import pytest
 import torch
-from helpers import EXAMPLES
+from helpers import EXAMPLES, read_events
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from torch.func import functional_call
@@ -273,7 +272,7 @@ def test_alpha_board_events_are_on_disk_when_log_returns(tmp_path):
         for epoch in (1, 2, 3):
             metrics = search.step()
             board.log(search, metrics)
-            events = _read_events(str(tmp_path))
+            events = read_events(str(tmp_path))
             assert [e.step for e in events["images"]["alpha/normal"]] == list(range(1, epoch + 1))
             assert [e.step for e in events["tensors"]["genotype/text_summary"]] == list(
                 range(1, epoch + 1)
@@ -324,30 +323,11 @@ def test_darts_trainable_in_tuner_with_asha(ray_address, tmp_path):
                 time.sleep(0.5)
 
 
-def _read_events(folder: str) -> dict[str, dict]:
-    """Every event file of a trial folder read back: {kind: {tag: [events]}}."""
-    from tensorboard.backend.event_processing import event_accumulator as ea
-
-    found: dict[str, dict] = {"scalars": {}, "images": {}, "tensors": {}}
-    files = glob.glob(f"{folder}/events.out.tfevents*")
-    for file in files:
-        acc = ea.EventAccumulator(file, size_guidance={ea.IMAGES: 0, ea.TENSORS: 0})
-        acc.Reload()
-        tags = acc.Tags()
-        for tag in tags["scalars"]:
-            found["scalars"][tag] = acc.Scalars(tag)
-        for tag in tags["images"]:
-            found["images"][tag] = acc.Images(tag)
-        for tag in tags["tensors"]:
-            found["tensors"][tag] = acc.Tensors(tag)
-    return found
-
-
 def _check_tensorboard(folder: str, metrics: dict) -> None:
     """α heatmaps and the genotype text per epoch, next to Tune's scalars (nb201 cell)."""
     from tensorboard.util import tensor_util
 
-    events = _read_events(folder)
+    events = read_events(folder)
     epochs = list(range(1, metrics["training_iteration"] + 1))
     assert [e.step for e in events["scalars"]["ray/tune/val_acc"]] == epochs
     assert events["scalars"]["ray/tune/val_acc"][-1].value == pytest.approx(metrics["val_acc"])

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import EXAMPLES, RAYNAS, cli_env
+from helpers import EXAMPLES, RAYNAS, cli_env, read_events
 
 import search_spaces
 from raynas import trainables
 from raynas.nn.controller import Controller
 from raynas.nn.supernet import DARTS_PRIMITIVES, build_supernet
 from raynas.oneshot import derive
+from raynas.oneshot.board import AlphaBoard
 from raynas.oneshot.methods import ENASSearch, GDASSearch, RSPSSearch, SETNSearch, make_search
 from raynas.oneshot.options import DartsOptions
 from raynas.searchers import controller as searcher_controller
@@ -188,6 +189,19 @@ def test_checkpoint_of_another_method_is_refused():
 def test_bad_method_options(options, message):
     with pytest.raises(ValueError, match=message):
         trainables.make("oneshot", search_spaces.get("nb201"), **options)
+
+
+@pytest.mark.parametrize("method, heatmaps", [("gdas", True), ("rsps", False), ("enas", False)])
+def test_tensorboard_shows_alpha_only_for_methods_that_train_it(method, heatmaps, tmp_path):
+    search = _search(method, epochs=1)
+    board = AlphaBoard(str(tmp_path))
+    try:
+        board.log(search, search.step())
+    finally:
+        board.close()
+    events = read_events(str(tmp_path))
+    assert ("alpha/normal" in events["images"]) is heatmaps, sorted(events["images"])
+    assert "genotype/text_summary" in events["tensors"]
 
 
 def test_darts_name_is_the_same_trainable_with_the_same_options():
