@@ -13,13 +13,22 @@ reaching a rung in ``on_trial_result``); a trial's final result arrives through
 ``proxy``) its model never learned anything. ``NativeTuneBOHB`` also gives BOHB each
 completed trial's final result, with its ``training_iteration`` as the budget, unless that
 result already reached the model at that budget.
+
+HpBandSter's config generator draws from numpy's global RNG (``np.random.rand`` and co.), so a
+seeded TuneBOHB still suggested differently whenever anything else in the driver used that
+RNG, and moved everyone else's draws. ``NativeTuneBOHB`` with a seed runs each suggestion on
+its own numpy RNG state (seeded once, kept in the searcher's state, so a restored searcher
+continues the same stream) and puts the global state back afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 from ray.tune.search.bohb import TuneBOHB
 from ray.tune.search.bohb.bohb_search import _BOHBJobWrapper
 from ray.tune.search.sample import Categorical
@@ -41,7 +50,8 @@ class NativeTuneBOHB(TuneBOHB):
         return super().set_search_properties(metric, mode, config, **spec)
 
     def suggest(self, trial_id: str) -> dict | None:
-        config = super().suggest(trial_id)
+        with self._own_numpy_rng():
+            config = super().suggest(trial_id)
         if not isinstance(config, dict) or not self._choices:
             return config
         return {key: self._native(key, value) for key, value in config.items()}
@@ -70,6 +80,22 @@ class NativeTuneBOHB(TuneBOHB):
             self.bohber.new_result(_BOHBJobWrapper(self._metric_op * value, budget, config))
         fed.pop(trial_id, None)
         super().on_trial_complete(trial_id, result, error)
+
+    @contextlib.contextmanager
+    def _own_numpy_rng(self) -> Iterator[None]:
+        """numpy's global RNG set to this searcher's stream (seeded searchers only)."""
+        if self._seed is None:
+            yield
+            return
+        if getattr(self, "_numpy_state", None) is None:
+            self._numpy_state = np.random.RandomState(self._seed).get_state()
+        outside = np.random.get_state()
+        np.random.set_state(self._numpy_state)
+        try:
+            yield
+        finally:
+            self._numpy_state = np.random.get_state()
+            np.random.set_state(outside)
 
     def _native(self, key: str, value: Any) -> Any:
         for choice in (self._choices or {}).get(key, ()):

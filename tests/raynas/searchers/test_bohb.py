@@ -54,6 +54,37 @@ def test_a_final_result_reaches_the_model_once():
     assert searcher.bohber.losses[1] == [-0.0, -1.0, -2.0]  # mode max: BOHB minimises -acc
 
 
+def test_a_seeded_bohb_suggests_the_same_whatever_else_uses_numpys_global_rng(tmp_path):
+    import numpy as np
+
+    space = search_spaces.get("nb201")
+
+    def run(disturb: bool, restore_at: int | None = None) -> list[dict]:
+        searcher = make("bohb", space, "val_acc", "max", seed=5, min_points_in_model=3)
+        searcher.set_search_properties("val_acc", "max", space.tune_space())
+        out = []
+        for i in range(20):  # HpBandSter fits its first model after 14 results on a budget
+            if disturb:
+                np.random.seed(1000 + i)  # other code in the driver draws from the global RNG
+            if i == restore_at:
+                searcher.save(str(tmp_path / "bohb.pkl"))
+                searcher = make("bohb", space, "val_acc", "max", seed=5, min_points_in_model=3)
+                searcher.restore(str(tmp_path / "bohb.pkl"))
+            out.append(searcher.suggest(f"t{i}"))
+            searcher.on_trial_complete(f"t{i}", {"val_acc": float(i), "training_iteration": 1})
+        assert searcher.bohber.kde_models  # the last suggestions came from the model
+        np.random.seed(7)
+        expected = np.random.rand()
+        np.random.seed(7)
+        searcher.suggest("last")
+        assert np.random.rand() == expected  # the global stream is left where it was
+        return out
+
+    calm = run(disturb=False)
+    assert run(disturb=True) == calm
+    assert run(disturb=True, restore_at=17) == calm
+
+
 def _config(**changes) -> config.ExperimentConfig:
     data = {
         "name": "bohb",
