@@ -31,11 +31,12 @@ suggests the candidate architecture with the highest acquisition value:
    predictor keeps learning from every result). While the region's unseen neighbours are all
    in flight, the candidates are ``num_candidates`` random unseen architectures instead.
 
-**Defaults**: 5 MLPs of 2 x 32 units, 100 Adam steps for the first fit and 20 for each
-refit (from the last weights), refitted every 5 results,
-``its`` over the neighbours of the single best architecture of the region (``num_parents=1``,
-no random candidates), a new region at a local optimum or after 10 results without
-improvement (``patience``). How they were chosen: benchmarks/README.md, issue 29.
+**Defaults**: 5 uniform random architectures per region (``n_init``), 5 MLPs of 2 x 32
+units, 100 Adam steps for the first fit and 20 for each refit (from the last weights), refitted
+after every result (``retrain_every=1``, so each suggestion after a new result uses a predictor
+that has seen it), ``its`` over the neighbours of the single best architecture of the region
+(``num_parents=1``, no random candidates), a new region at a local optimum or after 10 results
+without improvement (``patience``). How they were chosen: benchmarks/README.md, issue 29.
 
 Failed trials (error, missing or non-finite metric) are never suggested again and are left
 out of the training data. ``get_state``/``set_state`` hold everything (the predictor's weights,
@@ -158,14 +159,14 @@ class BananasSearcher(NASSearcher):
         mode: str | None = None,
         seed: int | None = None,
         points_to_evaluate: list[dict] | None = None,
-        n_init: int = 10,
+        n_init: int = 5,
         encoding: str = "auto",
         ensemble_size: int = 5,
         hidden_size: int = 32,
         num_layers: int = 2,
         epochs: int = 100,
         lr: float = 0.01,
-        retrain_every: int = 5,
+        retrain_every: int = 1,
         refit_epochs: int | None = 20,
         acquisition: str = "its",
         ucb_beta: float = 1.0,

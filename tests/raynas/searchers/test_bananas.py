@@ -163,6 +163,21 @@ def test_bananas_starts_randomly_then_suggests_neighbours_of_the_best():
     assert searcher.predictor.fitted and searcher.fitted_on == 14
 
 
+def test_bananas_defaults_refit_after_every_result_from_five_random_cells():
+    # The defaults (issue 29c): 5 random cells, then every suggestion after a new result is
+    # ranked by a predictor fitted on every result so far, and is a neighbour of the best cell.
+    space = _nb201()
+    searcher = make_bananas(space, "val_acc", "max", 0)
+    table_loop(searcher, space, 5)
+    assert not searcher.predictor.fitted and searcher.region_left == 0
+    for i in range(5, 12):
+        best = max(searcher.region_results, key=lambda m: m[2])[0]
+        config = searcher.suggest(f"t{i}")
+        assert searcher.fitted_on == i  # fitted on the result that has just come in
+        assert sum(config[k] != best[k] for k in config) == 1
+        searcher.on_trial_complete(f"t{i}", {"val_acc": _val(space, config)})
+
+
 def test_bananas_never_resuggests_and_finds_a_good_nb201_cell():
     space = _nb201()
     _, optimum = nb201.table().optimum("cifar10")
