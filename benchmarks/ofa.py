@@ -37,6 +37,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -176,7 +177,9 @@ def read_scratch(logs: list[str], archs: dict[str, str]) -> dict[tuple[str, int]
     return found
 
 
-def run_search(method, target, seed, trials, space, score, population) -> list[dict]:
+def run_search(
+    method, target, seed, trials, space, score, population, sample_size=None
+) -> list[dict]:
     """One search run: ``trials`` results (dicts with arch, val_acc, latency)."""
     from raynas.searchers.evolution import EvolutionSearcher
 
@@ -193,6 +196,7 @@ def run_search(method, target, seed, trials, space, score, population) -> list[d
         mode=["max", "min"],
         seed=seed,
         population_size=population,
+        **({} if sample_size is None else {"sample_size": sample_size}),
     )
     algo.set_search_properties(None, None, space.tune_space())
     for i in range(trials):
@@ -226,7 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table-repeats", type=int, default=60, help="latency table effort")
     parser.add_argument("--table-rounds", type=int, default=20, help="latency table effort")
     parser.add_argument(
-        "--parts", nargs="+", default=["fidelity", "search"], choices=["fidelity", "search"]
+        "--parts",
+        nargs="+",
+        default=["fidelity", "search", "device"],
+        choices=["fidelity", "search", "device"],
     )
     parser.add_argument("--targets", nargs=2, default=["cpu-b1", "cpu-b64"])
     parser.add_argument("--subnets", type=int, default=30, help="random subnets (part 1)")
@@ -238,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=60, help="trials per search run")
     parser.add_argument("--population", type=int, default=12)
     parser.add_argument("--latency-repeats", type=int, default=60)
+    parser.add_argument("--latency-rounds", type=int, default=2, help="interleaved rounds")
+    parser.add_argument("--sample-size", type=int, help="evolution's tournament (default its own)")
+    parser.add_argument(
+        "--search-json", help="part 4 writes what it evaluated here, part 5 reads it"
+    )
     parser.add_argument("--seed", type=int, default=100, help="seed of the random subnets")
     parser.add_argument("--out", help="also write the printed table to this file")
     args = parser.parse_args(argv)
@@ -422,43 +434,71 @@ def main(argv: list[str] | None = None) -> int:
         refs = {t: tables[t].predict(largest) for t in args.targets}
         say("")
         say(
-            f"## 4. search: evolution (NSGA-II order, population {args.population}) vs random, "
+            f"## 4. search: evolution (NSGA-II order, population {args.population}, tournament "
+            f"{args.sample_size or 'default'}) vs random, "
             f"{args.trials} trials, seeds 0..{args.seeds - 1}; hypervolume of (val_acc, "
             "latency_ms_<target>) above (0, largest subnet's latency)"
         )
         say(f"{'target':<10} {'method':<10} {'HV mean':>10} {'se':>8}  per seed")
         pooled: dict[str, list[dict]] = {}
-        summary = {}
+        hvs: dict[tuple[str, str], list[float]] = {}
         t_search = time.perf_counter()
-        for t in args.targets:
-            for method in ("evolution", "random"):
-                hvs = []
-                for seed in range(args.seeds):
-                    runs = run_search(method, t, seed, args.trials, space, score, args.population)
+        # seeds outermost, so a run stopped by --stop-at has every method and target for the
+        # seeds it finished
+        for seed in range(args.seeds):
+            if args.stop_at and time.strftime("%H:%M", time.gmtime()) >= args.stop_at:
+                say(f"stop: {args.stop_at} UTC reached after {seed} seeds")
+                break
+            for t in args.targets:
+                for method in ("evolution", "random"):
+                    runs = run_search(
+                        method,
+                        t,
+                        seed,
+                        args.trials,
+                        space,
+                        score,
+                        args.population,
+                        args.sample_size,
+                    )
                     pooled.setdefault(t, []).extend(runs)
                     pts = [(r["val_acc"], r[f"latency_ms_{t}"]) for r in runs]
-                    hvs.append(hypervolume(pts, (0.0, refs[t])))
+                    hvs.setdefault((t, method), []).append(hypervolume(pts, (0.0, refs[t])))
                     print(
-                        f"  {t} {method} seed {seed}: HV {hvs[-1]:.2f}, {len(cache)} scored, "
-                        f"{time.perf_counter() - t_search:.0f} s",
+                        f"  {t} {method} seed {seed}: HV {hvs[t, method][-1]:.2f}, "
+                        f"{len(cache)} scored, {time.perf_counter() - t_search:.0f} s",
                         flush=True,
                     )
-                mean, se = _mean_se(hvs)
-                summary[(t, method)] = (mean, se)
+        for t in args.targets:
+            summary = {}
+            for method in ("evolution", "random"):
+                values = hvs.get((t, method), [])
+                summary[method] = _mean_se(values) if values else (float("nan"), 0.0)
                 say(
-                    f"{t:<10} {method:<10} {mean:>10.2f} {se:>8.2f}  "
-                    + " ".join(f"{h:.1f}" for h in hvs)
+                    f"{t:<10} {method:<10} {summary[method][0]:>10.2f} "
+                    f"{summary[method][1]:>8.2f}  " + " ".join(f"{h:.1f}" for h in values)
                 )
-            e, r = summary[(t, "evolution")], summary[(t, "random")]
+            e, r = summary["evolution"], summary["random"]
             diff_se = float(np.hypot(e[1], r[1]))
             verdict = "higher" if e[0] > r[0] else "NOT higher"
-            say(f"{t:<10} evolution - random = {e[0] - r[0]:+.2f} (se {diff_se:.2f}): {verdict}")
+            diffs = np.subtract(hvs.get((t, "evolution"), []), hvs.get((t, "random"), []))
+            say(
+                f"{t:<10} evolution - random = {e[0] - r[0]:+.2f} (se {diff_se:.2f}): {verdict}; "
+                f"evolution higher in {int((diffs > 0).sum())} of {len(diffs)} seeds"
+            )
         say(
             f"search time {time.perf_counter() - t_search:.0f} s, "
             f"{len(cache)} distinct subnets scored"
         )
+        if args.search_json:
+            Path(args.search_json).write_text(json.dumps(list(cache.values()), default=float))
 
+    if "device" in args.parts:
         # ------------------------------------------------------------- 5: per device
+        if "search" not in args.parts:
+            if not args.search_json:
+                parser.error("--parts device without search needs --search-json")
+            pooled = {"read": json.loads(Path(args.search_json).read_text())}
         say("")
         say(
             "## 5. per device: same budget rule on both targets (median predicted latency of the "
@@ -478,36 +518,49 @@ def main(argv: list[str] | None = None) -> int:
         a, b = args.targets
         same = chosen[a]["arch"] == chosen[b]["arch"]
         say(f"choices differ: {'yes' if not same else 'NO (same subnet)'}")
-        measured: dict[tuple[str, str], float] = {}
-        for t in args.targets:
-            target = targets.parse(t)
-            for _ in range(2):  # interleave the two choices twice, keep the lower median
-                for c in args.targets:
-                    model = space.build(
-                        space.from_str(chosen[c]["arch"]),
-                        num_classes=splits.num_classes,
-                        in_channels=3,
-                        width_mult=width,
-                    )
+        models = {
+            c: space.build(
+                space.from_str(chosen[c]["arch"]),
+                num_classes=splits.num_classes,
+                in_channels=3,
+                width_mult=width,
+            )
+            for c in args.targets
+        }
+        # rounds: per target, each choice timed once (median of --latency-repeats calls),
+        # the order alternating between rounds; a round's ratio compares the two choices
+        # measured moments apart, so load changes between rounds cancel
+        rounds: dict[tuple[str, str], list[float]] = {}
+        say(
+            f"measured: {args.latency_rounds} interleaved rounds, each the median of "
+            f"{args.latency_repeats} calls; load now {_load()}"
+        )
+        for r in range(args.latency_rounds):
+            for t in args.targets:
+                target = targets.parse(t)
+                for c in args.targets[:: 1 if r % 2 == 0 else -1]:
                     stats = measure_latency(
-                        model,
+                        models[c],
                         (3, splits.image_size, splits.image_size),
                         device=target.device,
                         batch_size=target.batch_size,
                         repeats=args.latency_repeats,
                         threads=target.threads,
                     )
-                    key = (t, c)
-                    measured[key] = min(measured.get(key, np.inf), stats.median_ms)
+                    rounds.setdefault((t, c), []).append(stats.median_ms)
+        measured = {k: float(np.median(v)) for k, v in rounds.items()}
         say(f"{'measured on':<12} " + " ".join(f"{'choice ' + c:>16}" for c in args.targets))
         for t in args.targets:
             say(f"{t:<12} " + " ".join(f"{measured[(t, c)]:>13.3f} ms" for c in args.targets))
         for t, other in ((a, b), (b, a)):
             own, theirs = measured[(t, t)], measured[(t, other)]
+            ratios = np.divide(rounds[(t, other)], rounds[(t, t)])
+            wins = int((ratios > 1).sum())
             verdict = "faster" if own < theirs else "NOT faster"
             say(
                 f"on {t}: its own choice {own:.3f} ms vs {other}'s choice {theirs:.3f} ms: "
-                f"{verdict} ({theirs / own:.2f}x)"
+                f"{verdict} ({theirs / own:.2f}x; own faster in {wins} of {len(ratios)} rounds, "
+                f"round ratios {np.min(ratios):.2f}-{np.max(ratios):.2f})"
             )
     say("")
     say(f"total {time.perf_counter() - t_all:.0f} s; load at end {_load()}")
