@@ -28,10 +28,17 @@ The supernet is read from ``--supernet`` (experiment folder or checkpoint), else
 by running ``--example`` (default ``examples/ofa_supernet.yaml``) through ``raynas``'s own
 ``experiment.run`` with ``--set`` overrides. Latency tables are built here when missing (cached).
 
-Usage::
+Part 1's scratch trainings (the cost) can run in worker processes first: ``--claim-dir DIR``
+without a supernet trains (subnet, seed) tasks claimed in DIR and prints one line each; the
+summary run (``--supernet ... --parts fidelity --rows LOGS``) reads those lines and trains
+only what is missing. ``--scratch-seeds 2`` adds a second training per subnet (same split),
+whose agreement with the first is the scratch noise.
+
+Usage (benchmarks/README.md, "Once-for-All, second measurement", has the full commands)::
 
     python benchmarks/ofa.py --supernet ~/raynas_results/ofa-supernet
-    python benchmarks/ofa.py --set trainable.options.epochs=10 --out benchmarks/results/ofa.txt
+    python benchmarks/ofa.py --supernet SN --parts search --search-json S.json --out search.txt
+    python benchmarks/ofa.py --supernet SN --parts device --search-json S.json
 """
 
 from __future__ import annotations
