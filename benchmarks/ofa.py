@@ -28,15 +28,23 @@ The supernet is read from ``--supernet`` (experiment folder or checkpoint), else
 by running ``--example`` (default ``examples/ofa_supernet.yaml``) through ``raynas``'s own
 ``experiment.run`` with ``--set`` overrides. Latency tables are built here when missing (cached).
 
-Usage::
+Part 1's scratch trainings (the cost) can run in worker processes first: ``--claim-dir DIR``
+without a supernet trains (subnet, seed) tasks claimed in DIR and prints one line each; the
+summary run (``--supernet ... --parts fidelity --rows LOGS``) reads those lines and trains
+only what is missing. ``--scratch-seeds 2`` adds a second training per subnet (same split),
+whose agreement with the first is the scratch noise.
+
+Usage (benchmarks/README.md, "Once-for-All, second measurement", has the full commands)::
 
     python benchmarks/ofa.py --supernet ~/raynas_results/ofa-supernet
-    python benchmarks/ofa.py --set trainable.options.epochs=10 --out benchmarks/results/ofa.txt
+    python benchmarks/ofa.py --supernet SN --parts search --search-json S.json --out search.txt
+    python benchmarks/ofa.py --supernet SN --parts device --search-json S.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -133,35 +141,52 @@ def scratch_trainer(space, genotype, data: dict, epochs: int, train: dict):
     return Trainer(space, space.encode(genotype), options)
 
 
-def train_from_scratch(space, genotype, data, epochs, train) -> tuple[float, float]:
-    """(final val accuracy, seconds) of ``genotype`` trained alone for ``epochs``."""
+def train_from_scratch(space, genotype, data, epochs, train, seed: int = 0) -> tuple[float, float]:
+    """(final val accuracy, seconds) of ``genotype`` trained alone for ``epochs``.
+
+    ``seed`` 0 is the ``Trainer``'s own initialisation; another seed re-draws the initial
+    weights and the batch order (``torch.manual_seed(1000 + seed)``) but keeps the data split,
+    which the data's own seed fixes, so every seed is scored on the same validation images.
+    """
     start = time.perf_counter()
     trainer = scratch_trainer(space, genotype, data, epochs, train)
+    if seed:
+        torch.manual_seed(1000 + seed)
+        fresh = space.build(
+            genotype,
+            num_classes=trainer.splits.num_classes,
+            in_channels=trainer.splits.in_channels,
+        )
+        trainer.model.load_state_dict(fresh.state_dict())
+        trainer.generator.manual_seed(1000 + seed)
     metrics = {}
     while trainer.epoch < epochs:
         metrics = trainer.step()
     return float(metrics["val_acc"]), time.perf_counter() - start
 
 
-ROW = re.compile(r"\s*(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(d\S+)")
+SCRATCH = re.compile(r"scratch (\d+|largest) (\d+) ([\d.]+) ([\d.]+) (d\S+)")
 
 
-def read_rows(logs: list[str], archs: list[str]) -> dict[int, tuple[float, ...]]:
-    """Part-1 rows printed by earlier runs (``--rows``), by subnet index; a row whose arch is
-    not this run's subnet at that index is an error (other seed or supernet)."""
+def read_scratch(logs: list[str], archs: dict[str, str]) -> dict[tuple[str, int], tuple]:
+    """Scratch trainings printed by worker runs (``--rows``): (subnet, seed) -> (val acc,
+    seconds); a line whose arch is not this run's subnet of that name is an error."""
     found = {}
     for log in logs:
+        if not Path(log).exists():
+            continue
         for line in Path(log).read_text().splitlines():
-            m = ROW.fullmatch(line)
+            m = SCRATCH.fullmatch(line.strip())
             if m:
-                i = int(m.group(1))
-                if i >= len(archs) or archs[i] != m.group(7):
-                    raise SystemExit(f"{log}: row {i} is not this run's subnet {i}")
-                found[i] = tuple(float(m.group(k)) for k in range(2, 7))
+                if archs.get(m.group(1)) != m.group(5):
+                    raise SystemExit(f"{log}: {m.group(1)} is not this run's subnet")
+                found[m.group(1), int(m.group(2))] = (float(m.group(3)), float(m.group(4)))
     return found
 
 
-def run_search(method, target, seed, trials, space, score, population) -> list[dict]:
+def run_search(
+    method, target, seed, trials, space, score, population, sample_size=None
+) -> list[dict]:
     """One search run: ``trials`` results (dicts with arch, val_acc, latency)."""
     from raynas.searchers.evolution import EvolutionSearcher
 
@@ -178,6 +203,7 @@ def run_search(method, target, seed, trials, space, score, population) -> list[d
         mode=["max", "min"],
         seed=seed,
         population_size=population,
+        **({} if sample_size is None else {"sample_size": sample_size}),
     )
     algo.set_search_properties(None, None, space.tune_space())
     for i in range(trials):
@@ -196,16 +222,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--root", default=None)
     parser.add_argument("--image-size", type=int, default=None)
-    parser.add_argument("--subset", type=int, default=600, help="training images")
+    parser.add_argument("--subset", type=int, default=600, help="training images (0: all)")
     parser.add_argument("--phases", default="full=2,kernel=1,depth=1,expand=1")
     parser.add_argument("--supernet-batch-size", type=int, default=32)
     parser.add_argument("--supernet-lr", type=float, default=0.05)
-    parser.add_argument("--rows", nargs="*", default=[], help="logs whose part-1 rows to reuse")
-    parser.add_argument("--reverse", action="store_true", help="part 1 from the last subnet")
+    parser.add_argument("--rows", nargs="*", default=[], help="logs of scratch workers to read")
+    parser.add_argument(
+        "--claim-dir", help="share part 1 between processes: each subnet claimed by one"
+    )
+    parser.add_argument("--scratch-seeds", type=int, default=1, help="scratch trainings each")
+    parser.add_argument("--stop-at", help="claim mode: start no task after this UTC HH:MM")
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--kd-ratio", type=float, default=0.0)
     parser.add_argument("--table-repeats", type=int, default=60, help="latency table effort")
     parser.add_argument("--table-rounds", type=int, default=20, help="latency table effort")
     parser.add_argument(
-        "--parts", nargs="+", default=["fidelity", "search"], choices=["fidelity", "search"]
+        "--parts",
+        nargs="+",
+        default=["fidelity", "search", "device"],
+        choices=["fidelity", "search", "device"],
     )
     parser.add_argument("--targets", nargs=2, default=["cpu-b1", "cpu-b64"])
     parser.add_argument("--subnets", type=int, default=30, help="random subnets (part 1)")
@@ -217,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=60, help="trials per search run")
     parser.add_argument("--population", type=int, default=12)
     parser.add_argument("--latency-repeats", type=int, default=60)
+    parser.add_argument("--latency-rounds", type=int, default=2, help="interleaved rounds")
+    parser.add_argument("--sample-size", type=int, help="evolution's tournament (default its own)")
+    parser.add_argument(
+        "--search-json", help="part 4 writes what it evaluated here, part 5 reads it"
+    )
     parser.add_argument("--seed", type=int, default=100, help="seed of the random subnets")
     parser.add_argument("--out", help="also write the printed table to this file")
     args = parser.parse_args(argv)
@@ -244,12 +284,15 @@ def main(argv: list[str] | None = None) -> int:
             "dataset": args.dataset,
             "root": args.root,
             "image_size": args.image_size,
-            "subset": args.subset,
+            "subset": args.subset or None,
+            "val_fraction": args.val_fraction,
             "phases": phases,
             "batch_size": args.supernet_batch_size,
             "lr": args.supernet_lr,
             "sandwich": True,
+            "kd_ratio": args.kd_ratio,
             "eval_subnets": 2,
+            "threads": 1,
             "device": "cpu",
             "tensorboard": False,
         }
@@ -259,8 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         train_s = time.perf_counter() - t0
     elif args.supernet:
         source = args.supernet
+    elif args.claim_dir:
+        return scratch_worker(args, say)
     else:
-        parser.error("give --supernet or --train-supernet")
+        parser.error("give --supernet, --train-supernet or --claim-dir")
     loaded = subnet.cached_supernet(source)
     meta = loaded.meta
     identity, options = meta["identity"], dict(meta.get("options") or {})
@@ -296,13 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     train = {"lr": args.scratch_lr, "batch_size": args.scratch_batch_size}
 
     largest = space.decode(space.encode(_genotype(LARGEST)))
-    rng = np.random.default_rng(args.seed)
-    genotypes, seen = [], set()
-    while len(genotypes) < args.subnets:
-        g = space.sample(rng)
-        if space.to_str(g) not in seen:
-            seen.add(space.to_str(g))
-            genotypes.append(g)
+    genotypes = subnet_genotypes(space, args.subnets, args.seed)
     if "fidelity" in args.parts:
         # ------------------------------------------------------------- 1-3: fidelity, cost
         say("")
@@ -311,25 +350,33 @@ def main(argv: list[str] | None = None) -> int:
             f"training {epochs} epochs each (lr {args.scratch_lr}, "
             f"batch {args.scratch_batch_size})"
         )
+        archs = [space.to_str(g) for g in genotypes]
+        largest_arch = space.to_str(largest)
+        by_name = {str(i): g for i, g in enumerate(genotypes)} | {"largest": largest}
+        arch_of = {str(i): a for i, a in enumerate(archs)} | {"largest": largest_arch}
+        # scratch trainings: the worker runs' lines (--rows), what is missing trained here
+        found = read_scratch(args.rows, arch_of)
+        for name in by_name:  # seed 0 of every subnet is needed: train what is missing here
+            if (name, 0) not in found:
+                found[name, 0] = train_from_scratch(space, by_name[name], data, epochs, train)
         say(
-            f"{'#':>3} {'inherit+BN':>10} {'inherit':>8} {'scratch':>8} {'score_s':>8} "
-            f"{'train_s':>8}  arch"
+            f"{'#':>3} {'inherit+BN':>10} {'inherit':>8} {'scratch0':>8} {'scratch1':>8} "
+            f"{'score_s':>8} {'train_s':>8}  arch"
         )
-        done = read_rows(args.rows, [space.to_str(g) for g in genotypes])
-        order = list(range(len(genotypes)))[:: -1 if args.reverse else 1]
-        for i in order:
-            g = genotypes[i]
-            if i not in done:
-                t0 = time.perf_counter()
-                m = scorer.score(g, space.to_str(g))
-                spent = time.perf_counter() - t0
-                plain = no_recal.score(g, space.to_str(g))["val_acc"]
-                acc, secs = train_from_scratch(space, g, data, epochs, train)
-                done[i] = (m["val_acc"], plain, acc, spent, secs)
-            a, b, c, d, e = done[i]
-            say(f"{i:>3} {a:>10.2f} {b:>8.2f} {c:>8.2f} {d:>8.3f} {e:>8.1f}  {space.to_str(g)}")
-        rows = [done[i] for i in sorted(done)]
-        inh, raw, scr, score_s, train_s_list = (list(col) for col in zip(*rows, strict=True))
+        rows = []
+        for i, g in enumerate(genotypes):
+            t0 = time.perf_counter()
+            inherited = scorer.score(g, archs[i])["val_acc"]
+            spent = time.perf_counter() - t0
+            plain = no_recal.score(g, archs[i])["val_acc"]
+            acc0, secs = found[str(i), 0]
+            acc1 = found.get((str(i), 1), (float("nan"), 0.0))[0]
+            rows.append((inherited, plain, acc0, acc1, spent, secs))
+            say(
+                f"{i:>3} {inherited:>10.2f} {plain:>8.2f} {acc0:>8.2f} {acc1:>8.2f} "
+                f"{spent:>8.3f} {secs:>8.1f}  {archs[i]}"
+            )
+        inh, raw, scr, scr1, score_s, train_s_list = (list(c) for c in zip(*rows, strict=True))
         rho, ci = spearman(inh, scr), bootstrap_ci(inh, scr)
         rho0, ci0 = spearman(raw, scr), bootstrap_ci(raw, scr)
         say("")
@@ -343,8 +390,25 @@ def main(argv: list[str] | None = None) -> int:
         )
         say(
             f"mean val acc: inherited+BN {np.mean(inh):.2f}, inherited {np.mean(raw):.2f}, "
-            f"scratch {np.mean(scr):.2f}"
+            f"scratch {np.mean(scr):.2f} (range {min(scr):.2f}-{max(scr):.2f})"
         )
+        both = [i for i, a in enumerate(scr1) if a == a]  # subnets with a second scratch seed
+        if len(both) >= 5:
+            s0, s1 = [scr[i] for i in both], [scr1[i] for i in both]
+            mean2 = [(a + b) / 2 for a, b in zip(s0, s1, strict=True)]
+            sub = [inh[i] for i in both]
+            lo, hi = bootstrap_ci(s0, s1)
+            say(
+                f"scratch noise, the {len(both)} subnets trained with a second seed: "
+                f"Spearman(scratch seed 0; seed 1) = {spearman(s0, s1):.3f}  95% CI "
+                f"[{lo:.3f}, {hi:.3f}]; mean |seed 0 - seed 1| "
+                f"{np.mean(np.abs(np.subtract(s0, s1))):.2f} points"
+            )
+            say(
+                f"  on them: Spearman(inherited+BN; seed 0) = {spearman(sub, s0):.3f}, "
+                f"(inherited+BN; seed 1) = {spearman(sub, s1):.3f}, "
+                f"(inherited+BN; mean of both) = {spearman(sub, mean2):.3f}"
+            )
         say("")
         say("## 2. cost per subnet (this process, 1 thread)")
         ratio = np.mean(train_s_list) / np.mean(score_s)
@@ -358,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         say("")
         say("## 3. supernet quality: the largest subnet")
         shared = scorer.score(largest, space.to_str(largest))["val_acc"]
-        alone, secs = train_from_scratch(space, largest, data, epochs, train)
+        alone, secs = found["largest", 0]
         say(
             f"shared weights (BN recalibrated): {shared:.2f}%   trained alone {epochs} epochs: "
             f"{alone:.2f}% ({secs:.0f} s)   gap {alone - shared:+.2f} points"
@@ -377,43 +441,71 @@ def main(argv: list[str] | None = None) -> int:
         refs = {t: tables[t].predict(largest) for t in args.targets}
         say("")
         say(
-            f"## 4. search: evolution (NSGA-II order, population {args.population}) vs random, "
+            f"## 4. search: evolution (NSGA-II order, population {args.population}, tournament "
+            f"{args.sample_size or 'default'}) vs random, "
             f"{args.trials} trials, seeds 0..{args.seeds - 1}; hypervolume of (val_acc, "
             "latency_ms_<target>) above (0, largest subnet's latency)"
         )
         say(f"{'target':<10} {'method':<10} {'HV mean':>10} {'se':>8}  per seed")
         pooled: dict[str, list[dict]] = {}
-        summary = {}
+        hvs: dict[tuple[str, str], list[float]] = {}
         t_search = time.perf_counter()
-        for t in args.targets:
-            for method in ("evolution", "random"):
-                hvs = []
-                for seed in range(args.seeds):
-                    runs = run_search(method, t, seed, args.trials, space, score, args.population)
+        # seeds outermost, so a run stopped by --stop-at has every method and target for the
+        # seeds it finished
+        for seed in range(args.seeds):
+            if args.stop_at and time.strftime("%H:%M", time.gmtime()) >= args.stop_at:
+                say(f"stop: {args.stop_at} UTC reached after {seed} seeds")
+                break
+            for t in args.targets:
+                for method in ("evolution", "random"):
+                    runs = run_search(
+                        method,
+                        t,
+                        seed,
+                        args.trials,
+                        space,
+                        score,
+                        args.population,
+                        args.sample_size,
+                    )
                     pooled.setdefault(t, []).extend(runs)
                     pts = [(r["val_acc"], r[f"latency_ms_{t}"]) for r in runs]
-                    hvs.append(hypervolume(pts, (0.0, refs[t])))
+                    hvs.setdefault((t, method), []).append(hypervolume(pts, (0.0, refs[t])))
                     print(
-                        f"  {t} {method} seed {seed}: HV {hvs[-1]:.2f}, {len(cache)} scored, "
-                        f"{time.perf_counter() - t_search:.0f} s",
+                        f"  {t} {method} seed {seed}: HV {hvs[t, method][-1]:.2f}, "
+                        f"{len(cache)} scored, {time.perf_counter() - t_search:.0f} s",
                         flush=True,
                     )
-                mean, se = _mean_se(hvs)
-                summary[(t, method)] = (mean, se)
+        for t in args.targets:
+            summary = {}
+            for method in ("evolution", "random"):
+                values = hvs.get((t, method), [])
+                summary[method] = _mean_se(values) if values else (float("nan"), 0.0)
                 say(
-                    f"{t:<10} {method:<10} {mean:>10.2f} {se:>8.2f}  "
-                    + " ".join(f"{h:.1f}" for h in hvs)
+                    f"{t:<10} {method:<10} {summary[method][0]:>10.2f} "
+                    f"{summary[method][1]:>8.2f}  " + " ".join(f"{h:.1f}" for h in values)
                 )
-            e, r = summary[(t, "evolution")], summary[(t, "random")]
+            e, r = summary["evolution"], summary["random"]
             diff_se = float(np.hypot(e[1], r[1]))
             verdict = "higher" if e[0] > r[0] else "NOT higher"
-            say(f"{t:<10} evolution - random = {e[0] - r[0]:+.2f} (se {diff_se:.2f}): {verdict}")
+            diffs = np.subtract(hvs.get((t, "evolution"), []), hvs.get((t, "random"), []))
+            say(
+                f"{t:<10} evolution - random = {e[0] - r[0]:+.2f} (se {diff_se:.2f}): {verdict}; "
+                f"evolution higher in {int((diffs > 0).sum())} of {len(diffs)} seeds"
+            )
         say(
             f"search time {time.perf_counter() - t_search:.0f} s, "
             f"{len(cache)} distinct subnets scored"
         )
+        if args.search_json:
+            Path(args.search_json).write_text(json.dumps(list(cache.values()), default=float))
 
+    if "device" in args.parts:
         # ------------------------------------------------------------- 5: per device
+        if "search" not in args.parts:
+            if not args.search_json:
+                parser.error("--parts device without search needs --search-json")
+            pooled = {"read": json.loads(Path(args.search_json).read_text())}
         say("")
         say(
             "## 5. per device: same budget rule on both targets (median predicted latency of the "
@@ -433,42 +525,120 @@ def main(argv: list[str] | None = None) -> int:
         a, b = args.targets
         same = chosen[a]["arch"] == chosen[b]["arch"]
         say(f"choices differ: {'yes' if not same else 'NO (same subnet)'}")
-        measured: dict[tuple[str, str], float] = {}
-        for t in args.targets:
-            target = targets.parse(t)
-            for _ in range(2):  # interleave the two choices twice, keep the lower median
-                for c in args.targets:
-                    model = space.build(
-                        space.from_str(chosen[c]["arch"]),
-                        num_classes=splits.num_classes,
-                        in_channels=3,
-                        width_mult=width,
-                    )
+        models = {
+            c: space.build(
+                space.from_str(chosen[c]["arch"]),
+                num_classes=splits.num_classes,
+                in_channels=3,
+                width_mult=width,
+            )
+            for c in args.targets
+        }
+        # rounds: per target, each choice timed once (median of --latency-repeats calls),
+        # the order alternating between rounds; a round's ratio compares the two choices
+        # measured moments apart, so load changes between rounds cancel
+        rounds: dict[tuple[str, str], list[float]] = {}
+        say(
+            f"measured: {args.latency_rounds} interleaved rounds, each the median of "
+            f"{args.latency_repeats} calls; load now {_load()}"
+        )
+        for r in range(args.latency_rounds):
+            for t in args.targets:
+                target = targets.parse(t)
+                for c in args.targets[:: 1 if r % 2 == 0 else -1]:
                     stats = measure_latency(
-                        model,
+                        models[c],
                         (3, splits.image_size, splits.image_size),
                         device=target.device,
                         batch_size=target.batch_size,
                         repeats=args.latency_repeats,
                         threads=target.threads,
                     )
-                    key = (t, c)
-                    measured[key] = min(measured.get(key, np.inf), stats.median_ms)
+                    rounds.setdefault((t, c), []).append(stats.median_ms)
+        measured = {k: float(np.median(v)) for k, v in rounds.items()}
         say(f"{'measured on':<12} " + " ".join(f"{'choice ' + c:>16}" for c in args.targets))
         for t in args.targets:
             say(f"{t:<12} " + " ".join(f"{measured[(t, c)]:>13.3f} ms" for c in args.targets))
         for t, other in ((a, b), (b, a)):
             own, theirs = measured[(t, t)], measured[(t, other)]
+            ratios = np.divide(rounds[(t, other)], rounds[(t, t)])
+            wins = int((ratios > 1).sum())
             verdict = "faster" if own < theirs else "NOT faster"
             say(
                 f"on {t}: its own choice {own:.3f} ms vs {other}'s choice {theirs:.3f} ms: "
-                f"{verdict} ({theirs / own:.2f}x)"
+                f"{verdict} ({theirs / own:.2f}x; own faster in {wins} of {len(ratios)} rounds, "
+                f"round ratios {np.min(ratios):.2f}-{np.max(ratios):.2f})"
             )
     say("")
     say(f"total {time.perf_counter() - t_all:.0f} s; load at end {_load()}")
     if args.out:
         Path(args.out).write_text("\n".join(lines) + "\n")
     return 0
+
+
+def subnet_genotypes(space, count: int, seed: int) -> list:
+    """``count`` distinct random genotypes of ``space`` (``space.sample`` with ``seed``)."""
+    rng = np.random.default_rng(seed)
+    genotypes, seen = [], set()
+    while len(genotypes) < count:
+        g = space.sample(rng)
+        if space.to_str(g) not in seen:
+            seen.add(space.to_str(g))
+            genotypes.append(g)
+    return genotypes
+
+
+def scratch_worker(args, say) -> int:
+    """Claim mode (``--claim-dir`` without a supernet): train the part-1 subnets (and the
+    largest) from scratch, one task (subnet, seed) at a time, claimed in ``--claim-dir`` so
+    several processes share them; all of seed 0 first, then seed 1, ... Prints one
+    ``scratch <name> <seed> <val acc> <seconds> <arch>`` line per task for the summary run
+    (``--supernet ... --rows LOGS``). The data and epochs are the arguments', which must be the
+    supernet's (``--scratch-epochs`` = its total epochs)."""
+    import search_spaces
+    from raynas.nn.ofa import LARGEST
+
+    if not args.scratch_epochs:
+        raise SystemExit("--claim-dir without a supernet needs --scratch-epochs")
+    space = search_spaces.get("mobilenetv3", width_mult=args.width_mult)
+    data = {
+        "dataset": args.dataset,
+        "root": args.root,
+        "image_size": args.image_size,
+        "subset": args.subset or None,
+        "val_fraction": args.val_fraction,
+        "seed": 0,
+    }
+    train = {"lr": args.scratch_lr, "batch_size": args.scratch_batch_size}
+    genotypes = subnet_genotypes(space, args.subnets, args.seed)
+    largest = space.decode(space.encode(_genotype(LARGEST)))
+    by_name = {str(i): g for i, g in enumerate(genotypes)} | {"largest": largest}
+    arch_of = {name: space.to_str(g) for name, g in by_name.items()}
+    tasks = [(name, k) for k in range(args.scratch_seeds) for name in by_name]
+    say(f"scratch worker: {len(tasks)} tasks, {args.scratch_epochs} epochs, data {data}, {train}")
+    t0 = time.perf_counter()
+    for name, k in tasks:
+        if args.stop_at and time.strftime("%H:%M", time.gmtime()) >= args.stop_at:
+            say(f"stop: {args.stop_at} UTC reached")
+            break
+        if (name, k) in read_scratch(args.rows, arch_of) or not _claim(
+            args.claim_dir, f"{name}-{k}"
+        ):
+            continue
+        acc, secs = train_from_scratch(space, by_name[name], data, args.scratch_epochs, train, k)
+        say(f"scratch {name} {k} {acc:.2f} {secs:.1f} {arch_of[name]}")
+    say(f"worker total {time.perf_counter() - t0:.0f} s; load at end {_load()}")
+    return 0
+
+
+def _claim(folder: str, index: int) -> bool:
+    """Claim subnet ``index`` for this process (False: another process claimed it)."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(Path(folder) / str(index), os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return False
+    return True
 
 
 def _genotype(stages):

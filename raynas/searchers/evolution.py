@@ -9,7 +9,11 @@
    first).
 2. **Tournament selection.** ``sample_size`` members are drawn without replacement; the best
    wins. With several objectives "best" is NSGA-II's order: lowest non-dominated rank, then
-   largest crowding distance, both computed over the whole population.
+   largest crowding distance, both computed over the whole population; members equal in that
+   order (e.g. the two ends of the front, both at infinite crowding distance) are drawn at
+   random, and the default tournament is NSGA-II's binary one (``sample_size`` 2): with the
+   whole population in every tournament, the winner would always be the same end of the front
+   and the search would only extend that end.
 3. **Crossover** (probability ``p_crossover``): a second parent is picked by another
    tournament among the other members (crossing a parent with itself changes nothing); each
    key comes from either parent with probability 1/2. The child is then mutated with the
@@ -55,8 +59,9 @@ returns the non-dominated completed trials. Any reported metric can be an object
 latency; combine with a ``latency_ms`` constraint to search only below a predicted bound).
 
 Defaults: ``population_size`` 20, ``sample_size`` = ``population_size`` (the tournament
-picks the best of the population), ``p_mutation`` 1 / number of mutable keys, no crossover,
-the oldest member out. ``benchmarks/nb201_searchers.py`` compares them with the peers.
+picks the best of the population; 2 with several objectives), ``p_mutation`` 1 / number of
+mutable keys, no crossover, the oldest member out. ``benchmarks/nb201_searchers.py`` compares
+them with the peers.
 """
 
 from __future__ import annotations
@@ -77,6 +82,8 @@ __all__ = ["REPLACEMENTS", "EvolutionSearcher", "SpaceConstraint", "make_evoluti
 log = logging.getLogger(__name__)
 
 REPLACEMENTS = ("oldest", "worst")
+#: Default tournament size with several objectives (NSGA-II's binary tournament).
+MO_SAMPLE_SIZE = 2
 #: Children tried from one parent before walking away from it / before random configs.
 _TRIES_PER_STEP = 4
 _WALK_TRIES = 32
@@ -100,7 +107,8 @@ class EvolutionSearcher(NASSearcher):
             How the defaults (P=20, S=P, p_mutation=1/keys) were picked: benchmarks/README.md
             (issue 3; issue 29b measured P=30 with p_mutation=0 and kept these).
         sample_size: tournament size (S), 1 <= S <= P; None = P (greedy: the best of the last P
-            results is the parent, the tuned default); S = 1 is random parent selection.
+            results is the parent, the tuned default) with one objective, 2 (NSGA-II's binary
+            tournament) with several; S = 1 is random parent selection.
         p_crossover: probability that a child comes from uniform crossover of two tournament
             winners (then mutated with ``p_mutation`` per key, nothing forced).
         p_mutation: per-key mutation probability (at least one key always changes); 0 =
@@ -137,6 +145,9 @@ class EvolutionSearcher(NASSearcher):
         if objectives is not None:
             metric, mode = mo.from_mapping(objectives, metric, mode)
         check_int("population_size", population_size, 2)
+        #: True when the tournament size is the default (P, or 2 with several objectives,
+        #: which Tune may only announce later through ``set_search_properties``)
+        self.sample_size_default = sample_size is None
         if sample_size is None:
             sample_size = population_size
         check_int("sample_size", sample_size, 1)
@@ -273,14 +284,21 @@ class EvolutionSearcher(NASSearcher):
         (``exclude``: a member that may not take part, the first parent of a crossover)."""
         pool = [i for i in range(len(self.population)) if i != exclude]
         n = len(pool)
-        size = min(self.sample_size, n)
+        size = self.sample_size
+        if self.multi_objective and self.sample_size_default:
+            size = MO_SAMPLE_SIZE
+        size = min(size, n)
         if size < n:
             picks = [pool[i] for i in self.rng.choice(n, size=size, replace=False)]
         else:
             picks = pool
         if self.multi_objective:
             order = self._mo_order()
-            return min(picks, key=lambda i: order[i])
+            best = min(order[i] for i in picks)
+            winners = [i for i in picks if order[i] == best]
+            if len(winners) == 1:
+                return winners[0]
+            return winners[int(self.rng.integers(len(winners)))]
         return max(picks, key=lambda i: self.population[i][3])
 
     def _mo_order(self) -> list[tuple[int, float]]:
@@ -345,6 +363,7 @@ class EvolutionSearcher(NASSearcher):
             "options": {
                 "population_size": self.population_size,
                 "sample_size": self.sample_size,
+                "sample_size_default": self.sample_size_default,
                 "p_crossover": self.p_crossover,
                 "p_mutation": self.p_mutation,
                 "replacement": self.replacement,

@@ -400,6 +400,36 @@ def test_evolution_multi_objective_tournament_prefers_the_front():
     assert searcher._tournament() == 1  # (1, 1) dominates all others
 
 
+def _front_and_dominated(**options):
+    """A 2-objective evolution whose population is 6 members on the front (a + b = 1, index
+    0 = the end with the best b) and 6 dominated ones."""
+    searcher = make_evolution(
+        _nb201(), ["a", "b"], ["max", "max"], 0, population_size=12, **options
+    )
+    front = [(i / 5, 1 - i / 5) for i in range(6)]
+    for i, (a, b) in enumerate(front + [(a - 0.3, b - 0.3) for a, b in front]):
+        searcher.suggest(f"t{i}")
+        searcher.on_trial_complete(f"t{i}", {"a": a, "b": b})
+    return searcher
+
+
+def test_evolution_multi_objective_default_tournament_spreads_over_the_front():
+    # The default tournament (binary, ties drawn at random) makes every front member a parent;
+    # a tournament over the whole population always picked the same end of the front (index
+    # 0), so the search only extended that end.
+    searcher = _front_and_dominated()
+    wins = np.bincount([searcher._tournament() for _ in range(600)], minlength=12)
+    assert (wins[:6] > 20).all(), wins
+    assert wins[:6].sum() > 3 * wins[6:].sum(), wins
+    restored = make_evolution(_nb201(), ["a", "b"], ["max", "max"], 1, population_size=12)
+    restored.set_state(searcher.get_state())
+    assert restored.sample_size_default
+    # a whole-population tournament (asked for) picks an end, either one (ties at random)
+    greedy = _front_and_dominated(sample_size=12)
+    ends = {greedy._tournament() for _ in range(100)}
+    assert ends == {0, 5}
+
+
 # --------------------------------------------------------------------------- flat spaces
 FLAT = {
     "lr": tune.loguniform(1e-5, 1e-1),
