@@ -47,7 +47,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from raynas.nn.controller import Controller
@@ -101,24 +100,6 @@ class SinglePathSearch(DartsSearch):
     def path_genotype(self, path: Path) -> Any:
         """The genotype of the space that ``path`` is."""
         return derive.genotype_of_path(self.model, path)
-
-    def path_weight_step(
-        self,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        path: Path,
-        path_weights: Mapping[str, torch.Tensor] | None = None,
-    ) -> tuple[float, int]:
-        """One SGD step on w through ``path``; returns the loss and the correct samples."""
-        self.w_optimizer.zero_grad(set_to_none=True)
-        logits = self.model(x, path, path_weights)
-        loss = F.cross_entropy(logits, y)
-        self._check_finite(loss, "training loss")
-        loss.backward(inputs=self.weights)
-        if self.options.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.weights, self.options.grad_clip)
-        self.w_optimizer.step()
-        return loss.item(), int((logits.argmax(1) == y).sum().item())
 
     @torch.no_grad()
     def score_path(
@@ -192,7 +173,7 @@ class RSPSSearch(SinglePathSearch):
         total, correct, seen = 0.0, 0, 0
         uniform = self.uniform_probs()
         for x, y in self._train_batches():
-            loss, right = self.path_weight_step(x, y, self.draw_path(uniform))
+            loss, right = self.weight_step(x, y, self.draw_path(uniform))
             total, correct, seen = total + loss * len(y), correct + right, seen + len(y)
         self.schedule.step()
         return total / seen, 100.0 * correct / seen
@@ -214,7 +195,7 @@ class SETNSearch(SinglePathSearch):
             if update_arch:
                 xv, yv = self._to_device(*next(val_batches))
                 self.arch_step(x, y, xv, yv)  # first order through the mixed supernet
-            loss, right = self.path_weight_step(x, y, self.draw_path(uniform))
+            loss, right = self.weight_step(x, y, self.draw_path(uniform))
             total, correct, seen = total + loss * len(y), correct + right, seen + len(y)
         self.schedule.step()
         return total / seen, 100.0 * correct / seen
@@ -268,7 +249,7 @@ class GDASSearch(SinglePathSearch):
                 self.a_optimizer.zero_grad(set_to_none=True)
             path, weights = self.gumbel_path(tau)
             weights = {t: w.detach() for t, w in weights.items()}
-            loss, right = self.path_weight_step(x, y, path, weights)
+            loss, right = self.weight_step(x, y, path, weights)
             total, correct, seen = total + loss * len(y), correct + right, seen + len(y)
         self.schedule.step()
         return total / seen, 100.0 * correct / seen
@@ -347,7 +328,7 @@ class ENASSearch(SinglePathSearch):
             if update_arch:
                 self._rewards.append(self.controller_step(*self._to_device(*next(val_batches))))
             path, _ = self.policy_path()
-            loss, right = self.path_weight_step(x, y, path)
+            loss, right = self.weight_step(x, y, path)
             total, correct, seen = total + loss * len(y), correct + right, seen + len(y)
         self.schedule.step()
         return total / seen, 100.0 * correct / seen

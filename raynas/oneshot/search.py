@@ -241,10 +241,19 @@ class DartsSearch:
             )
         return val_loss
 
-    def weight_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
-        """One SGD step on w; returns the training loss and the number of correct samples."""
+    def weight_step(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        path: Mapping[str, Sequence[int]] | None = None,
+        path_weights: Mapping[str, torch.Tensor] | None = None,
+    ) -> tuple[float, int]:
+        """One SGD step on w, through the mixed supernet or the single ``path`` (scaled by
+        ``path_weights``, see ``Supernet.forward``); returns the training loss and the number
+        of correct samples."""
         self.w_optimizer.zero_grad(set_to_none=True)
-        loss, logits = self._loss(x, y)
+        logits = self.model(x, path, path_weights)
+        loss = F.cross_entropy(logits, y)
         self._check_finite(loss, "training loss")
         loss.backward(inputs=self.weights)
         if self.options.grad_clip is not None:
