@@ -107,8 +107,8 @@ class Splits:
 
 def _find_cifar_dir(name: str, root: str | os.PathLike | None) -> Path:
     info = _CIFAR[name]
-    from_env = root is None
-    if root is None:
+    from_env = not root  # None or "": the folder comes from $RAYNAS_DATA
+    if from_env:
         root = os.environ.get(ENV_ROOT)
         if not root:
             raise DatasetError(
@@ -263,7 +263,7 @@ def load(
 
     Args:
         name: cifar10 | cifar100 | digits | synthetic.
-        root: data folder for CIFAR (default ``$RAYNAS_DATA``).
+        root: data folder for CIFAR (None or empty: ``$RAYNAS_DATA``).
         val_fraction: fraction (or count) of the training files held out for validation.
         subset: keep a class-balanced fraction (or count) of the remaining training images
             (the subset-training fidelity).
@@ -412,11 +412,6 @@ def _cutout(x: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
         x0, x1 = max(0, cx[i] - length // 2), min(w, cx[i] + length // 2)
         x[i, :, y0:y1, x0:x1] = 0.0
     return x
-
-
-def default_root() -> str | None:
-    """``$RAYNAS_DATA`` if set."""
-    return os.environ.get(ENV_ROOT) or None
 
 
 def nested_order(y: torch.Tensor | np.ndarray, seed: int) -> np.ndarray:

@@ -23,7 +23,7 @@ def load_batch(
         raynas.data.DatasetError: unknown dataset, missing data, or fewer training images
             than ``batch_size``.
     """
-    splits = datamod.load(dataset, root=root or datamod.default_root(), seed=seed)
+    splits = datamod.load(dataset, root=root, seed=seed)
     n = len(splits.train)
     if batch_size > n:
         raise datamod.DatasetError(

@@ -61,7 +61,7 @@ class DartsSearch:
         torch.manual_seed(s.seed)
         splits = datamod.load(
             options.dataset,
-            root=options.root or datamod.default_root(),
+            root=options.root,
             val_fraction=options.val_fraction,
             subset=options.subset,
             seed=s.seed,

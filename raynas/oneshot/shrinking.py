@@ -248,7 +248,7 @@ class ProgressiveShrinking:
         torch.manual_seed(s.seed)
         splits = datamod.load(
             options.dataset,
-            root=options.root or datamod.default_root(),
+            root=options.root,
             val_fraction=options.val_fraction,
             subset=options.subset,
             seed=s.seed,

@@ -112,7 +112,7 @@ def cached_supernet(
         try:
             splits = datamod.load(
                 o["dataset"],
-                root=o.get("root") or datamod.default_root(),
+                root=o.get("root"),
                 val_fraction=o.get("val_fraction", 0.1),
                 subset=o.get("subset"),
                 seed=int(o.get("seed", 0)),

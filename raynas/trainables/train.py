@@ -164,7 +164,7 @@ def check_subset_schedule(options: TrainOptions) -> None:
         return
     splits = datamod.load(
         options.dataset,
-        root=options.root or datamod.default_root(),
+        root=options.root,
         val_fraction=options.val_fraction,
         subset=options.subset,
         seed=options.seed,
@@ -183,7 +183,7 @@ class Trainer:
         torch.manual_seed(options.seed)
         self.splits = datamod.load(
             options.dataset,
-            root=options.root or datamod.default_root(),
+            root=options.root,
             val_fraction=options.val_fraction,
             subset=options.subset,
             test_subset=options.test_subset,
