@@ -166,7 +166,8 @@ def test_bananas_starts_randomly_then_suggests_neighbours_of_the_best():
 
 def test_bananas_defaults_refit_after_every_result_from_five_random_cells():
     # The defaults (issue 29c): 5 random cells, then every suggestion after a new result is
-    # ranked by a predictor fitted on every result so far, and is a neighbour of the best cell.
+    # ranked by a predictor fitted on every result so far (on rank targets since 29d), and is a
+    # neighbour of the best cell.
     space = _nb201()
     searcher = make_bananas(space, "val_acc", "max", 0)
     table_loop(searcher, space, 5)
