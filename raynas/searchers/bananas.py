@@ -11,7 +11,12 @@ suggests the candidate architecture with the highest acquisition value:
    so far. It is refitted every ``retrain_every`` results: the first fit trains ``epochs``
    steps from a random initialisation, later ones continue from the last fit's weights for
    ``refit_epochs`` steps (``refit_epochs=None``: every fit from scratch, as in BANANAS);
-   suggestions in between use the last fit.
+   suggestions in between use the last fit. The targets are the results turned into "higher is
+   better" (``targets: value``) or, by default, their normal scores (``targets: rank``: the
+   standard normal quantile of each result's rank among the results so far, ties sharing
+   their mean rank), so that a few very poor architectures (NB201 cells that learn nothing sit
+   38-75 points below the best) do not dominate the squared error and the predictor orders
+   the good ones; only the order of the predictions matters for the acquisition.
 3. **Candidates.** The unseen neighbours (architectures one decision away, see
    ``raynas.searchers.moves``) of the ``num_parents`` best architectures of the current
    *region* (see 5): all of them when the neighbourhood can be enumerated, else a seeded
@@ -36,7 +41,8 @@ units, 100 Adam steps for the first fit and 20 for each refit (from the last wei
 after every result (``retrain_every=1``, so each suggestion after a new result uses a predictor
 that has seen it), ``its`` over the neighbours of the single best architecture of the region
 (``num_parents=1``, no random candidates), a new region at a local optimum or after 10 results
-without improvement (``patience``). How they were chosen: benchmarks/README.md, issue 29.
+without improvement (``patience``), rank targets (``targets: rank``). How they
+were chosen: benchmarks/README.md, issue 29.
 
 Failed trials (error, missing or non-finite metric) are never suggested again and are left
 out of the training data. ``get_state``/``set_state`` hold everything (the predictor's weights,
@@ -57,6 +63,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -70,6 +77,7 @@ from raynas.searchers.ensemble import MLPEnsemble
 log = logging.getLogger(__name__)
 
 ACQUISITIONS = ("its", "ucb")
+TARGETS = ("value", "rank")
 #: Largest neighbourhood (configs one decision away, before duplicates) that is enumerated.
 MAX_NEIGHBOURS = 5_000
 #: Most entries of the per-architecture caches (encodings, neighbourhoods).
@@ -145,6 +153,8 @@ class BananasSearcher(NASSearcher):
         random_candidates: uniform random candidates added per suggestion (>= 0).
         patience: results without improvement of the region's best before a new region
             begins (>= 1), or None (new regions only at used-up neighbourhoods).
+        targets: ``rank`` (train on the normal scores of the results' ranks) or ``value``
+            (on the results themselves, standardised).
         zero_cost: None, or zero-cost proxy options (see the module docstring).
         proxy_seed: None, or proxy-seeding options (``raynas.searchers.seeding``).
 
@@ -174,6 +184,7 @@ class BananasSearcher(NASSearcher):
         num_candidates: int = 100,
         random_candidates: int = 0,
         patience: int | None = 10,
+        targets: str = "rank",
         zero_cost: Mapping[str, Any] | None = None,
         proxy_seed: Mapping[str, Any] | None = None,
     ) -> None:
@@ -186,6 +197,8 @@ class BananasSearcher(NASSearcher):
         check_int("random_candidates", random_candidates, 0)
         if patience is not None:
             check_int("patience", patience, 1)
+        if targets not in TARGETS:
+            raise ValueError(f"unknown targets {targets!r}; choose one of: {', '.join(TARGETS)}")
         if acquisition not in ACQUISITIONS:
             raise ValueError(
                 f"unknown acquisition {acquisition!r}; choose one of: {', '.join(ACQUISITIONS)}"
@@ -220,6 +233,7 @@ class BananasSearcher(NASSearcher):
         self.num_candidates = int(num_candidates)
         self.random_candidates = int(random_candidates)
         self.patience = None if patience is None else int(patience)
+        self.targets = targets
         self.generator = torch.Generator().manual_seed(int(self.rng.integers(2**63)))
         self.fitted_on = 0  # successful results the predictor was last fitted on
         self.region = 0  # regions begun after the first
@@ -303,6 +317,8 @@ class BananasSearcher(NASSearcher):
         keys = [self.arch_key(c) for c in configs]
         x = self._encode(configs, keys)
         y = np.array([s for _, s in scored], dtype=np.float64)
+        if self.targets == "rank":
+            y = _normal_scores(y)
         loss = self.predictor.fit(x, y, self.generator, warm=self.refit_epochs)
         self.fitted_on = len(scored)
         log.debug(
@@ -471,6 +487,17 @@ class BananasSearcher(NASSearcher):
         state = dict(self.__dict__)
         state["_rows"], state["_neighbours"], state["_batch"] = {}, {}, None  # derived
         return state
+
+
+def _normal_scores(y: np.ndarray) -> np.ndarray:
+    """Standard normal quantiles of the ranks of ``y`` (ties share their mean rank)."""
+    order = np.argsort(y, kind="stable")
+    ranks = np.empty(len(y))
+    ranks[order] = np.arange(len(y), dtype=np.float64)
+    _, inverse = np.unique(y, return_inverse=True)
+    ranks = (np.bincount(inverse, ranks) / np.bincount(inverse))[inverse]
+    normal = NormalDist()
+    return np.array([normal.inv_cdf((r + 0.5) / len(y)) for r in ranks])
 
 
 def _signed_log(x: np.ndarray) -> np.ndarray:

@@ -133,6 +133,7 @@ def test_ensemble_rejects_bad_options():
         ("num_layers", 0, "num_layers must be an integer >= 1, got 0"),
         ("patience", 0, "patience must be an integer >= 1, got 0"),
         ("ucb_beta", -1, "ucb_beta must be a number >= 0, got -1"),
+        ("targets", "ordinal", "unknown targets 'ordinal'; choose one of: value, rank"),
         ("zero_cost", {"proxies": ["nasowt"]}, "unknown zero-cost proxy 'nasowt'"),
         ("zero_cost", {"proxy": "naswot"}, "unknown zero_cost option 'proxy'; valid options"),
         ("zero_cost", {"batch_size": 1}, "zero_cost.batch_size must be an integer >= 2"),
@@ -165,7 +166,8 @@ def test_bananas_starts_randomly_then_suggests_neighbours_of_the_best():
 
 def test_bananas_defaults_refit_after_every_result_from_five_random_cells():
     # The defaults (issue 29c): 5 random cells, then every suggestion after a new result is
-    # ranked by a predictor fitted on every result so far, and is a neighbour of the best cell.
+    # ranked by a predictor fitted on every result so far (on rank targets since 29d), and is a
+    # neighbour of the best cell.
     space = _nb201()
     searcher = make_bananas(space, "val_acc", "max", 0)
     table_loop(searcher, space, 5)
@@ -176,6 +178,47 @@ def test_bananas_defaults_refit_after_every_result_from_five_random_cells():
         assert searcher.fitted_on == i  # fitted on the result that has just come in
         assert sum(config[k] != best[k] for k in config) == 1
         searcher.on_trial_complete(f"t{i}", {"val_acc": _val(space, config)})
+
+
+def _monotone_loop(searcher, space, transform, n: int) -> list[str]:
+    """Architectures suggested when the metric reported is ``transform(val_acc)``."""
+    archs = []
+    for i in range(n):
+        config = searcher.suggest(f"t{i}")
+        archs.append(_arch(space, config))
+        searcher.on_trial_complete(f"t{i}", {"val_acc": transform(_val(space, config))})
+    return archs
+
+
+@pytest.mark.parametrize("targets", ["rank", "value"])
+def test_bananas_rank_targets_make_it_blind_to_a_monotone_change_of_the_metric(targets):
+    # Rank targets (the default): the predictor sees only the order of the results, so the
+    # same seed suggests the same architectures whether the metric is the accuracy or a
+    # strictly increasing function of it that stretches the good end (exp); value targets
+    # see the difference.
+    space = _nb201()
+    plain, stretched = (
+        make_bananas(
+            space, "val_acc", "max", 5, **({} if targets == "rank" else {"targets": targets})
+        )
+        for _ in range(2)
+    )
+    assert plain.targets == targets
+    same = _monotone_loop(plain, space, float, 40)
+    other = _monotone_loop(stretched, space, lambda v: math.exp(v / 5), 40)
+    assert (same == other) == (targets == "rank")
+
+
+def test_bananas_rank_targets_are_normal_scores_with_shared_ties():
+    space = _nb201()
+    searcher = make_bananas(space, "val_acc", "max", 0, n_init=4)
+    for i, acc in enumerate([10.0, 70.0, 70.0, 90.0]):
+        searcher.suggest(f"t{i}")
+        searcher.on_trial_complete(f"t{i}", {"val_acc": acc})
+    searcher.suggest("fit")  # the first fit, on the four results
+    # normal scores of ranks 0, 1.5, 1.5, 3 of 4: -1.150, 0, 0, 1.150 (mean 0, sd 0.813)
+    assert searcher.predictor.y_mean == pytest.approx(0.0, abs=1e-12)
+    assert searcher.predictor.y_std == pytest.approx(0.8134, abs=1e-3)
 
 
 def test_bananas_never_resuggests_and_finds_a_good_nb201_cell():
