@@ -231,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         "--claim-dir", help="share part 1 between processes: each subnet claimed by one"
     )
     parser.add_argument("--scratch-seeds", type=int, default=1, help="scratch trainings each")
+    parser.add_argument(
+        "--reference-seeds",
+        type=int,
+        default=1,
+        help="part 1's scratch reference: the mean of seeds 0..N-1 (missing ones trained here)",
+    )
     parser.add_argument("--stop-at", help="claim mode: start no task after this UTC HH:MM")
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--kd-ratio", type=float, default=0.0)
@@ -333,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
             calibration_repeats=args.table_repeats,
         )
         for t in args.targets
+        # part 1-3 need no latency (a table at a new resolution takes minutes to build)
+        if {"search", "device"} & set(args.parts)
     }
     for t, table in tables.items():
         say(f"table {t}: {table.path} ({'cached' if table.from_cache else 'built now'})")
@@ -356,14 +364,18 @@ def main(argv: list[str] | None = None) -> int:
         arch_of = {str(i): a for i, a in enumerate(archs)} | {"largest": largest_arch}
         # scratch trainings: the worker runs' lines (--rows), what is missing trained here
         found = read_scratch(args.rows, arch_of)
-        for name in by_name:  # seed 0 of every subnet is needed: train what is missing here
-            if (name, 0) not in found:
-                found[name, 0] = train_from_scratch(space, by_name[name], data, epochs, train)
+        n_ref = args.reference_seeds
+        for k in range(n_ref):  # the reference seeds of every subnet: train what is missing
+            for name in by_name:
+                if (name, k) not in found:
+                    found[name, k] = train_from_scratch(
+                        space, by_name[name], data, epochs, train, k
+                    )
         say(
             f"{'#':>3} {'inherit+BN':>10} {'inherit':>8} {'scratch0':>8} {'scratch1':>8} "
             f"{'score_s':>8} {'train_s':>8}  arch"
         )
-        rows = []
+        rows, params, seeds = [], [], []
         for i, g in enumerate(genotypes):
             t0 = time.perf_counter()
             inherited = scorer.score(g, archs[i])["val_acc"]
@@ -372,29 +384,49 @@ def main(argv: list[str] | None = None) -> int:
             acc0, secs = found[str(i), 0]
             acc1 = found.get((str(i), 1), (float("nan"), 0.0))[0]
             rows.append((inherited, plain, acc0, acc1, spent, secs))
+            seeds.append([found[str(i), k][0] for k in range(n_ref)])
+            params.append(_params(space, g, splits))
             say(
                 f"{i:>3} {inherited:>10.2f} {plain:>8.2f} {acc0:>8.2f} {acc1:>8.2f} "
                 f"{spent:>8.3f} {secs:>8.1f}  {archs[i]}"
             )
         inh, raw, scr, scr1, score_s, train_s_list = (list(c) for c in zip(*rows, strict=True))
+        ref = "scratch" if n_ref == 1 else f"scratch mean of {n_ref} seeds"
+        scr0 = list(scr)  # seed 0 alone
+        if n_ref > 1:  # the reference is the mean over the seeds
+            scr = [float(np.mean(v)) for v in seeds]
         rho, ci = spearman(inh, scr), bootstrap_ci(inh, scr)
         rho0, ci0 = spearman(raw, scr), bootstrap_ci(raw, scr)
         say("")
         say(
-            f"Spearman(inherited, BN recalibrated; scratch) = {rho:.3f}  95% CI [{ci[0]:.3f}, "
+            f"Spearman(inherited, BN recalibrated; {ref}) = {rho:.3f}  95% CI [{ci[0]:.3f}, "
             f"{ci[1]:.3f}]   target >= 0.6: {'met' if rho >= 0.6 else 'NOT met'}"
         )
         say(
-            f"Spearman(inherited, BN not recalibrated; scratch) = {rho0:.3f}  95% CI "
+            f"Spearman(inherited, BN not recalibrated; {ref}) = {rho0:.3f}  95% CI "
             f"[{ci0[0]:.3f}, {ci0[1]:.3f}]"
+        )
+        say(
+            f"trivial proxy: Spearman(parameters; scratch) = {spearman(params, scr):.3f}; "
+            f"Spearman(inherited+BN; parameters) = {spearman(inh, params):.3f}"
         )
         say(
             f"mean val acc: inherited+BN {np.mean(inh):.2f}, inherited {np.mean(raw):.2f}, "
             f"scratch {np.mean(scr):.2f} (range {min(scr):.2f}-{max(scr):.2f})"
         )
+        if n_ref > 1:
+            even = [float(np.mean(v[0::2])) for v in seeds]
+            odd = [float(np.mean(v[1::2])) for v in seeds]
+            half, (lo, hi) = spearman(even, odd), bootstrap_ci(even, odd)
+            say(
+                f"scratch noise: split-half Spearman(mean of even seeds; mean of odd seeds) = "
+                f"{half:.3f}  95% CI [{lo:.3f}, {hi:.3f}]; Spearman-Brown reliability of the "
+                f"{n_ref}-seed mean {2 * half / (1 + half):.3f}; Spearman(inherited+BN; seed 0) "
+                f"= {spearman(inh, [v[0] for v in seeds]):.3f}"
+            )
         both = [i for i, a in enumerate(scr1) if a == a]  # subnets with a second scratch seed
         if len(both) >= 5:
-            s0, s1 = [scr[i] for i in both], [scr1[i] for i in both]
+            s0, s1 = [scr0[i] for i in both], [scr1[i] for i in both]
             mean2 = [(a + b) / 2 for a, b in zip(s0, s1, strict=True)]
             sub = [inh[i] for i in both]
             lo, hi = bootstrap_ci(s0, s1)
@@ -639,6 +671,14 @@ def _claim(folder: str, index: int) -> bool:
     except FileExistsError:
         return False
     return True
+
+
+def _params(space, genotype, splits) -> int:
+    """Parameters of ``genotype``'s network (the trivial proxy part 1 compares against)."""
+    from raynas.nn.measure import count_params
+
+    net = space.build(genotype, num_classes=splits.num_classes, in_channels=splits.in_channels)
+    return count_params(net)
 
 
 def _genotype(stages):

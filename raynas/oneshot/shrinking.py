@@ -108,6 +108,7 @@ class SupernetOptions:
     batch_size: int = 64
     lr: float = 0.05
     phase_lr: dict | None = None
+    elastic_warmup: float = 0.0
     min_lr: float = 0.0
     momentum: float = 0.9
     nesterov: bool = True
@@ -135,7 +136,9 @@ class SupernetOptions:
         check_int("eval_seed", self.eval_seed, 0)
         check_int("bn_batches", self.bn_batches, 0)
         check_training(
-            self, positive=("lr", "kd_temperature"), non_negative=("min_lr", "weight_decay")
+            self,
+            positive=("lr", "kd_temperature"),
+            non_negative=("min_lr", "weight_decay", "elastic_warmup"),
         )
         rates = {} if self.phase_lr is None else self.phase_lr
         if not isinstance(rates, Mapping):
@@ -299,11 +302,19 @@ class ProgressiveShrinking:
 
     def lr_at(self, epoch: int, progress: float) -> float:
         """Cosine from the phase's rate (``SupernetOptions.base_lr``) to ``min_lr``, restarted
-        each phase as OFA does; ``progress`` in [0, 1) is the fraction of the epoch done."""
+        each phase as OFA does; ``progress`` in [0, 1) is the fraction of the epoch done.
+
+        An elastic phase first rises linearly from ``min_lr`` to its rate over
+        ``elastic_warmup`` epochs (at most half the phase), then runs its cosine over the rest.
+        """
         phase, index, epochs = self.phase_at(epoch)
         o = self.options
         base = o.base_lr(phase)
-        t = (index + progress) / epochs
+        done = index + progress
+        warmup = 0.0 if phase == "full" else min(o.elastic_warmup, epochs / 2)
+        if done < warmup:
+            return o.min_lr + (base - o.min_lr) * done / warmup
+        t = (done - warmup) / (epochs - warmup)
         return o.min_lr + 0.5 * (base - o.min_lr) * (1 + math.cos(math.pi * t))
 
     def step_subnets(self, phase: str) -> list[Stages]:

@@ -21,7 +21,9 @@ shrinking (Cai et al., "Once-for-All", ICLR 2020; engine: ``raynas.oneshot.shrin
   as in OFA, from ``lr`` in the full phase and from OFA's rates in the elastic ones (kernel
   0.03, depth and expand 0.0075 per 64-image batch, scaled by ``batch_size / 64``; a restart
   at the full phase's rate undoes what the full phase learnt). ``phase_lr`` (e.g.
-  ``{kernel: 0.05}``) sets any phase's rate.
+  ``{kernel: 0.05}``) sets any phase's rate. ``elastic_warmup`` (epochs, default 0) makes
+  each elastic phase rise linearly from ``min_lr`` to its rate over that many epochs (at most
+  half the phase) before its cosine (OFA's kernel phase starts with 5 warm-up epochs of 120).
 
 **Tune config.** The experiment's architecture keys are ignored; the optional keys
 ``supernet.seed``, ``supernet.sandwich``, ``supernet.kd_ratio`` override the options of the

@@ -170,6 +170,25 @@ def test_lr_is_a_cosine_restarted_each_phase():
         engine.lr_at(5, 0.0)
 
 
+def test_elastic_warmup_rises_linearly_then_runs_the_cosine():
+    phases = {"full": 2, "kernel": 4, "depth": 1}
+    engine = _engine(
+        lr=0.1,
+        phase_lr={"kernel": 0.04, "depth": 0.02},
+        phases=phases,
+        elastic_warmup=1.0,
+        min_lr=0.0,
+    )
+    assert engine.lr_at(0, 0.0) == pytest.approx(0.1)  # the full phase has no warm-up
+    assert engine.lr_at(2, 0.0) == pytest.approx(0.0)
+    assert engine.lr_at(2, 0.5) == pytest.approx(0.02)
+    assert engine.lr_at(3, 0.0) == pytest.approx(0.04)  # the cosine over the other 3 epochs
+    assert engine.lr_at(4, 0.5) == pytest.approx(0.02 * (1 + math.cos(math.pi * 0.5)))
+    # at most half a phase: the 1-epoch depth phase warms up over its first half
+    assert engine.lr_at(6, 0.25) == pytest.approx(0.01)
+    assert engine.lr_at(6, 0.5) == pytest.approx(0.02)
+
+
 def test_epochs_report_phases_and_subnet_accuracies():
     engine = _engine(sandwich=True, kd_ratio=0.5)
     metrics = [engine.step() for _ in range(4)]
@@ -240,6 +259,7 @@ def test_config_keys_override_options():
         ({"kd_ratio": -1}, "kd_ratio must be a number >= 0"),
         ({"phase_lr": {"kernal": 0.1}}, "unknown phase 'kernal' in phase_lr"),
         ({"phase_lr": {"kernel": 0}}, "phase_lr.kernel must be a number > 0"),
+        ({"elastic_warmup": -1}, "elastic_warmup must be >= 0, got -1"),
         ({"sweep": {"width": [1]}}, "unknown sweep key 'width'"),
         ({"subnets_per_step": 0}, "subnets_per_step must be an integer >= 1"),
         ({"epochs": 3}, "unknown option 'epochs' for trainable 'supernet'"),
