@@ -63,11 +63,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import torch
+from scipy import stats
 
 from raynas.registry import check_int, options_from
 from raynas.searchers import encodings, moves, seeding
@@ -491,13 +491,7 @@ class BananasSearcher(NASSearcher):
 
 def _normal_scores(y: np.ndarray) -> np.ndarray:
     """Standard normal quantiles of the ranks of ``y`` (ties share their mean rank)."""
-    order = np.argsort(y, kind="stable")
-    ranks = np.empty(len(y))
-    ranks[order] = np.arange(len(y), dtype=np.float64)
-    _, inverse = np.unique(y, return_inverse=True)
-    ranks = (np.bincount(inverse, ranks) / np.bincount(inverse))[inverse]
-    normal = NormalDist()
-    return np.array([normal.inv_cdf((r + 0.5) / len(y)) for r in ranks])
+    return stats.norm.ppf((stats.rankdata(y) - 0.5) / len(y))
 
 
 def _signed_log(x: np.ndarray) -> np.ndarray:
