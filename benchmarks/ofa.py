@@ -49,12 +49,24 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def line_printer() -> tuple[list[str], Callable[[str], None]]:
+    """The lines printed so far and ``say``, which prints a line (flushed) and keeps it."""
+    lines: list[str] = []
+
+    def say(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    return lines, say
 
 
 def spearman(a, b) -> float:
@@ -274,11 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     from raynas.nn.ofa import LARGEST
     from raynas.trainables import subnet
 
-    lines: list[str] = []
-
-    def say(text: str = "") -> None:
-        print(text, flush=True)
-        lines.append(text)
+    lines, say = line_printer()
 
     t_all = time.perf_counter()
     say(f"# {' '.join(sys.argv)}")

@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ofa import bootstrap_ci, spearman, train_from_scratch  # noqa: E402
+from ofa import bootstrap_ci, line_printer, spearman, train_from_scratch  # noqa: E402
 
 DATA = os.environ.get("RAYNAS_DATA") or str(Path(__file__).resolve().parents[2] / "shared/data")
 
@@ -70,11 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     space = search_spaces.get("mobilenetv3", width_mult=args.width_mult)
     data = {**data_options(args), "seed": 0}
     train = {"lr": args.lr, "batch_size": args.batch_size}
-    lines: list[str] = []
-
-    def say(text: str = "") -> None:
-        print(text, flush=True)
-        lines.append(text)
+    lines, say = line_printer()
 
     say(f"# {' '.join(sys.argv)}")
     say(f"# data {data}, {args.epochs} epochs, {train}, width {args.width_mult}, 1 thread")

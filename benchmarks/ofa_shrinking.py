@@ -27,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from ofa import line_printer  # noqa: E402
 from ofa_noise import add_data_args, data_options  # noqa: E402
 
 from raynas.oneshot.shrinking import ProgressiveShrinking, SupernetOptions  # noqa: E402
@@ -88,11 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         "tensorboard": False,
     }
     variants = [_variant(v) for v in args.variant] or [("base", {})]
-    lines: list[str] = []
-
-    def say(text: str = "") -> None:
-        print(text, flush=True)
-        lines.append(text)
+    lines, say = line_printer()
 
     say(f"# {' '.join(sys.argv)}")
     say(f"# {common}, width {args.width_mult}, 1 thread; load {os.getloadavg()[0]:.1f}")

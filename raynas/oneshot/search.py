@@ -151,9 +151,8 @@ class DartsSearch:
         """Canonical string of the derived genotype."""
         return self.space.to_str(self.genotype())
 
-    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.model(x)
-        return F.cross_entropy(logits, y), logits
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self.model(x), y)
 
     def _check_finite(self, loss: torch.Tensor, what: str) -> None:
         if not torch.isfinite(loss):
@@ -173,7 +172,7 @@ class DartsSearch:
             (at w for first order, at the unrolled w' for second order).
         """
         if self.settings.order == 1:
-            loss, _ = self._loss(xv, yv)
+            loss = self._loss(xv, yv)
             self._check_finite(loss, "validation loss in the architecture step")
             grads = torch.autograd.grad(loss, self.alphas, allow_unused=True)
             return _zeros_for_none(grads, self.alphas), loss.item()
@@ -184,7 +183,7 @@ class DartsSearch:
         eta = self.w_optimizer.param_groups[0]["lr"]
         backup = [p.detach().clone() for p in self.weights]
         # w' = w - ξ (momentum · m + ∇w L_train + wd · w): one step of the SGD optimiser.
-        loss, _ = self._loss(x, y)
+        loss = self._loss(x, y)
         self._check_finite(loss, "training loss in the unrolled step")
         # BN running statistics: only forwards at the current w count (this one, like the
         # α step's forward in first order); those at w' and w ± εv are undone below.
@@ -199,7 +198,7 @@ class DartsSearch:
                 if buf is not None:
                     step = step + opts.momentum * buf
                 p.sub_(eta * step)
-        val_loss, _ = self._loss(xv, yv)
+        val_loss = self._loss(xv, yv)
         self._check_finite(val_loss, "validation loss in the architecture step")
         grads = _zeros_for_none(
             torch.autograd.grad(val_loss, [*self.alphas, *self.weights], allow_unused=True),
@@ -220,7 +219,7 @@ class DartsSearch:
             with torch.no_grad():
                 for p, b, v in zip(self.weights, backup, vector, strict=True):
                     p.copy_(b + sign * eps * v)
-            loss, _ = self._loss(x, y)
+            loss = self._loss(x, y)
             self._check_finite(loss, "training loss in the Hessian-vector product")
             grads = torch.autograd.grad(loss, self.alphas, allow_unused=True)
             sides.append(_zeros_for_none(grads, self.alphas))
