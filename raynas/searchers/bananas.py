@@ -35,14 +35,24 @@ suggests the candidate architecture with the highest acquisition value:
    (results of trials suggested before the region began are training data only; the
    predictor keeps learning from every result). While the region's unseen neighbours are all
    in flight, the candidates are ``num_candidates`` random unseen architectures instead.
+6. **Incumbent turns** (``incumbent_every``). Every ``incumbent_every``-th predictor-guided
+   suggestion takes its candidates from the unseen neighbours of the best architecture found
+   so far in any region (the incumbent), instead of the region's. A region that ends by
+   ``patience`` can leave its best architecture with unseen, better neighbours; these turns
+   keep climbing from the incumbent while later regions explore, so the incumbent ends a
+   verified local optimum (all its neighbours evaluated) as local search's does. Once its
+   neighbours are all evaluated or in flight, a turn takes the incumbent's unseen architectures
+   two moves away (``incumbent_radius: 2``, when neighbourhoods can be enumerated: NB201's
+   local optima next to the best sit three moves from it), else it falls back to step 3.
 
 **Defaults**: 5 uniform random architectures per region (``n_init``), 5 MLPs of 2 x 32
 units, 100 Adam steps for the first fit and 20 for each refit (from the last weights), refitted
 after every result (``retrain_every=1``, so each suggestion after a new result uses a predictor
 that has seen it), ``its`` over the neighbours of the single best architecture of the region
 (``num_parents=1``, no random candidates), a new region at a local optimum or after 10 results
-without improvement (``patience``), rank targets (``targets: rank``). How they
-were chosen: benchmarks/README.md, issue 29.
+without improvement (``patience``), rank targets (``targets: rank``), every third
+predictor-guided suggestion an incumbent turn reaching up to two moves (``incumbent_every: 3``,
+``incumbent_radius: 2``). How they were chosen: benchmarks/README.md, issue 29.
 
 Failed trials (error, missing or non-finite metric) are never suggested again and are left
 out of the training data. ``get_state``/``set_state`` hold everything (the predictor's weights,
@@ -78,6 +88,8 @@ log = logging.getLogger(__name__)
 
 ACQUISITIONS = ("its", "ucb")
 TARGETS = ("value", "rank")
+#: Moves from the incumbent that incumbent turns may reach (see ``incumbent_radius``).
+INCUMBENT_RADII = (1, 2)
 #: Largest neighbourhood (configs one decision away, before duplicates) that is enumerated.
 MAX_NEIGHBOURS = 5_000
 #: Most entries of the per-architecture caches (encodings, neighbourhoods).
@@ -153,6 +165,10 @@ class BananasSearcher(NASSearcher):
         random_candidates: uniform random candidates added per suggestion (>= 0).
         patience: results without improvement of the region's best before a new region
             begins (>= 1), or None (new regions only at used-up neighbourhoods).
+        incumbent_every: every how many predictor-guided suggestions one is an unseen
+            neighbour of the best architecture so far (>= 1), or None (never).
+        incumbent_radius: 1, or 2 (once the incumbent's neighbours are used up, incumbent
+            turns take its unseen architectures two moves away).
         targets: ``rank`` (train on the normal scores of the results' ranks) or ``value``
             (on the results themselves, standardised).
         zero_cost: None, or zero-cost proxy options (see the module docstring).
@@ -184,6 +200,8 @@ class BananasSearcher(NASSearcher):
         num_candidates: int = 100,
         random_candidates: int = 0,
         patience: int | None = 10,
+        incumbent_every: int | None = 3,
+        incumbent_radius: int = 2,
         targets: str = "rank",
         zero_cost: Mapping[str, Any] | None = None,
         proxy_seed: Mapping[str, Any] | None = None,
@@ -197,6 +215,10 @@ class BananasSearcher(NASSearcher):
         check_int("random_candidates", random_candidates, 0)
         if patience is not None:
             check_int("patience", patience, 1)
+        if incumbent_every is not None:
+            check_int("incumbent_every", incumbent_every, 1)
+        if incumbent_radius not in INCUMBENT_RADII or isinstance(incumbent_radius, bool):
+            raise ValueError(f"incumbent_radius must be 1 or 2, got {incumbent_radius!r}")
         if targets not in TARGETS:
             raise ValueError(f"unknown targets {targets!r}; choose one of: {', '.join(TARGETS)}")
         if acquisition not in ACQUISITIONS:
@@ -233,6 +255,8 @@ class BananasSearcher(NASSearcher):
         self.num_candidates = int(num_candidates)
         self.random_candidates = int(random_candidates)
         self.patience = None if patience is None else int(patience)
+        self.incumbent_every = None if incumbent_every is None else int(incumbent_every)
+        self.incumbent_radius = int(incumbent_radius)
         self.targets = targets
         self.generator = torch.Generator().manual_seed(int(self.rng.integers(2**63)))
         self.fitted_on = 0  # successful results the predictor was last fitted on
@@ -240,6 +264,7 @@ class BananasSearcher(NASSearcher):
         self.region_results: list[list] = []  # [config, key, score] of this region
         self.since_best = 0  # results of this region since its best improved
         self.region_left = self.n_init  # random suggestions still to make in this region
+        self.guided = 0  # predictor-guided suggestions made (the incumbent's turns count them)
         self.trial_region: dict[str, int] = {}  # pending trial id -> region suggested in
         self.proxy_scores: dict[str, list[float]] = {}  # arch key -> zero-cost scores
         self._reset_derived()
@@ -278,7 +303,12 @@ class BananasSearcher(NASSearcher):
             return self.random_unseen(exhausted)
         if not self.predictor.fitted or len(scored) - self.fitted_on >= self.retrain_every:
             self._fit(scored)
-        candidates = self._candidates()
+        self.guided += 1
+        candidates = []
+        if self.incumbent_every is not None and self.guided % self.incumbent_every == 0:
+            candidates = self._incumbent_candidates(scored)
+        if not candidates:
+            candidates = self._candidates()
         if not candidates and self.region_results:
             if any(r == self.region for r in self.trial_region.values()):
                 # the region's neighbourhoods are in flight: look elsewhere meanwhile
@@ -355,6 +385,26 @@ class BananasSearcher(NASSearcher):
             taken = {k for _, k in out}
         if out:
             out.extend(self._random_candidates(self.random_candidates, taken))
+        return out
+
+    def _incumbent_candidates(self, scored: list[tuple[dict, float]]) -> list[tuple[dict, str]]:
+        """Unseen neighbours of the best architecture found so far, in any region (at most
+        ``num_candidates``; none once its neighbourhood is used up or in flight)."""
+        best = max(scored, key=lambda m: m[1])[0]
+        best_key = self.arch_key(best)
+        near = self._neighbours_of(best, best_key)
+        out = [(c, k) for c, k in near if k not in self.seen]
+        if not out and self.incumbent_radius == 2 and self._enumerable:
+            ring = {k for _, k in near} | {best_key}
+            taken: set[str] = set()
+            for config, key in near:
+                for c, k in self._neighbours_of(config, key):
+                    if k not in ring and k not in taken and k not in self.seen:
+                        taken.add(k)
+                        out.append((c, k))
+        if len(out) > self.num_candidates:
+            keep = self.rng.choice(len(out), size=self.num_candidates, replace=False)
+            out = [out[i] for i in sorted(keep)]
         return out
 
     def _random_candidates(self, n: int, taken: set[str]) -> list[tuple[dict, str]]:
@@ -462,6 +512,7 @@ class BananasSearcher(NASSearcher):
             "region_results": self.region_results,
             "since_best": self.since_best,
             "region_left": self.region_left,
+            "guided": self.guided,
             "trial_region": self.trial_region,
             "proxy_scores": self.proxy_scores,
         }
@@ -479,6 +530,7 @@ class BananasSearcher(NASSearcher):
         self.region_results = [list(m) for m in own["region_results"]]
         self.since_best = own["since_best"]
         self.region_left = own["region_left"]
+        self.guided = own.get("guided", 0)
         self.trial_region = dict(own["trial_region"])
         self.proxy_scores = dict(own["proxy_scores"])
         self._reset_derived()

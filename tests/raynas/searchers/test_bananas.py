@@ -132,6 +132,8 @@ def test_ensemble_rejects_bad_options():
         ("hidden_size", 0, "hidden_size must be an integer >= 1, got 0"),
         ("num_layers", 0, "num_layers must be an integer >= 1, got 0"),
         ("patience", 0, "patience must be an integer >= 1, got 0"),
+        ("incumbent_every", 0, "incumbent_every must be an integer >= 1, got 0"),
+        ("incumbent_radius", 3, "incumbent_radius must be 1 or 2, got 3"),
         ("ucb_beta", -1, "ucb_beta must be a number >= 0, got -1"),
         ("targets", "ordinal", "unknown targets 'ordinal'; choose one of: value, rank"),
         ("zero_cost", {"proxies": ["nasowt"]}, "unknown zero-cost proxy 'nasowt'"),
@@ -267,6 +269,34 @@ def test_bananas_new_region_when_the_neighbourhood_is_used_up():
     searcher.on_trial_complete("x", {"val_acc": 10.0})
     searcher.suggest("r")
     assert searcher.region == 1 and searcher.region_results == []
+
+
+@pytest.mark.parametrize(("incumbent_every", "radius"), [(2, 1), (2, 2), (None, 1)])
+def test_bananas_incumbent_turns_use_up_the_best_cells_neighbourhood(incumbent_every, radius):
+    # Regions end after 2 results without improvement, so without incumbent turns the best
+    # cell's region is left with most of its 24 neighbours unseen; every second predictor-
+    # guided suggestion of ``incumbent_every=2`` is an unseen neighbour of the best cell found
+    # so far, in any region, until none is left: the best cell ends a verified local optimum.
+    # With ``incumbent_radius=2`` the later turns go on to cells two moves from it.
+    space = _nb201()
+    searcher = _searcher(
+        space, n_init=1, patience=2, incumbent_every=incumbent_every, incumbent_radius=radius
+    )
+    best = searcher.suggest("best")
+    searcher.on_trial_complete("best", {"val_acc": 90.0})
+    moves = []
+    for i in range(120):
+        config = searcher.suggest(f"t{i}")
+        moves.append(sum(config[k] != best[k] for k in best))
+        searcher.on_trial_complete(f"t{i}", {"val_acc": 10.0 - 0.01 * i})
+    assert searcher.region > 10
+    late = moves[-60:]
+    if incumbent_every is None:
+        assert moves.count(1) < 12
+    elif radius == 1:
+        assert moves.count(1) == 24 and 1 not in moves[-40:] and late.count(2) < 5
+    else:
+        assert moves.count(1) == 24 and 1 not in moves[-40:] and late.count(2) >= 12
 
 
 @pytest.mark.parametrize("acquisition", ["its", "ucb"])
