@@ -125,3 +125,36 @@ def test_issue29_targets_compare_the_best_own_searcher_with_local(capsys):
     assert "PASS  cifar10         best own@100 evolution 0.000" in out
     assert "<= local 0." in out and "<= 0.2" in out
     assert "FAIL  cifar10         bananas ms/suggestion over its last 50 queries" in out
+
+
+def test_paired_comparison_of_two_runs_of_the_same_seeds(tmp_path):
+    # nb201_paired.py on real nb201_searchers runs: a run against itself differs by exactly 0
+    # on every seed; a run's seeds not at the optimum after its last query are its misses at
+    # its largest budget.
+    out_json = tmp_path / "ref.json"
+    bench = [sys.executable, str(REPO / "benchmarks" / "nb201_searchers.py")]
+    proc = subprocess.run(
+        [*bench, "--datasets", "cifar10", "--searchers", "local", "bananas", "--seeds", "3"]
+        + ["--budgets", "20", "50", "--json", str(out_json)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    twin = tmp_path / "twin.json"
+    twin.write_text(out_json.read_text())
+    paired = [sys.executable, str(REPO / "benchmarks" / "nb201_paired.py")]
+    proc = subprocess.run(
+        [*paired, str(out_json), str(twin)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    self_rows = [line for line in lines if "- ref" in line]
+    assert len(self_rows) == 2 and all(
+        "- ref +0.000 ± 0.000 (0 better / 0 worse)" in line for line in self_rows
+    )
+    assert all("| local " in line for line in self_rows)
+    at_50 = next(line for line in lines if line.startswith("cifar10         @ 50"))
+    misses = int(at_50.split("misses ")[1].split("/")[0])
+    tail = next(line for line in lines if "first hit" in line).rsplit(": ", 1)[1]
+    assert int(tail.split("/")[0]) == misses  # runs of 50 queries: not there after 100 = missed
