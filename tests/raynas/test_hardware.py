@@ -72,8 +72,9 @@ def test_measure_latency_returns_sane_stats_on_tiny_model():
     assert model.training, "the model's train/eval mode must be restored"
 
 
-def test_measure_latency_restores_thread_count():
+def test_measure_latency_restores_thread_count(two_torch_threads):
     before = torch.get_num_threads()
+    assert before == 2
     seen = []
 
     class Probe(nn.Module):

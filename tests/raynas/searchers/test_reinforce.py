@@ -245,12 +245,12 @@ def test_reinforce_rejects_bad_option_naming_it(option, value, message):
     assert message in str(err.value)
 
 
-def test_reinforce_leaves_torch_global_state_alone():
+def test_reinforce_leaves_torch_global_state_alone(two_torch_threads):
     rng_state = torch.get_rng_state()
     threads = torch.get_num_threads()
     _drive(_nb201_searcher(seed=5, batch_size=2), 0, 6)
     assert torch.equal(rng_state, torch.get_rng_state())
-    assert torch.get_num_threads() == threads
+    assert threads == 2 and torch.get_num_threads() == threads
 
 
 @pytest.mark.slow

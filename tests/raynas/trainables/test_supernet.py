@@ -299,7 +299,7 @@ def test_bad_phase_through_raynas_run_is_one_line_and_exit_2(tmp_path):
 
 
 @pytest.mark.slow
-def test_supernets_of_a_sweep_run_through_raynas_run_and_load_back(tmp_path):
+def test_supernets_of_a_sweep_run_through_raynas_run_and_load_back(ray_address, tmp_path):
     # Two supernets (seeds 0 and 1) as trials of one experiment through the real CLI: exit 0,
     # a supernet.pt per epoch, export names the largest subnet (what val_acc scores), and
     # load_supernet picks the trial with the best final val_acc_largest.
@@ -311,13 +311,14 @@ def test_supernets_of_a_sweep_run_through_raynas_run_and_load_back(tmp_path):
         "trainable": {"name": "supernet", "options": options},
         "metric": "val_acc",
         "mode": "max",
+        "num_samples": 1,  # one trial per grid value (the default, 20, ran 40 supernets)
         "max_concurrent": 2,
         "resources": {"cpu": 1, "gpu": 0},
         "storage_path": str(tmp_path),
     }
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump(experiment))
     run = subprocess.run(
-        [*RAYNAS, "run", str(tmp_path / "exp.yaml"), "-q"],
+        [*RAYNAS, "run", str(tmp_path / "exp.yaml"), "--address", ray_address, "-q"],
         capture_output=True,
         text=True,
         env=cli_env(),
@@ -326,7 +327,9 @@ def test_supernets_of_a_sweep_run_through_raynas_run_and_load_back(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     folder = tmp_path / "ofa"
     finals = {}
-    for trial in folder.glob("supernet_trainable_*"):
+    trials = sorted(folder.glob("supernet_trainable_*"))
+    assert len(trials) == 2, trials
+    for trial in trials:
         results = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
         assert [r["phase"] for r in results] == ["full", "expand"]
         assert [r["training_iteration"] for r in results] == [1, 2]
