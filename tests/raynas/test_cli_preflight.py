@@ -236,7 +236,7 @@ def test_signal_stops_tune_once_and_a_second_one_stops_at_once(name):
 
 
 @pytest.mark.slow
-def test_sigterm_saves_state_then_resume_finishes_it(tmp_path, ray_tmp):
+def test_sigterm_saves_state_then_resume_finishes_it(tmp_path, ray_tmp, ray_address):
     import signal
     import time
 
@@ -262,7 +262,8 @@ def test_sigterm_saves_state_then_resume_finishes_it(tmp_path, ray_tmp):
     code, _, err = raynas(args, ray_tmp)
     assert code == 2 and "raynas resume" in err and "--restart" in err
 
-    code, out, err = raynas(["resume", str(exp)], ray_tmp, timeout=240)
+    # The session's Ray (a Ray start less): the state SIGTERM saved is all the resume has.
+    code, out, err = raynas(["resume", str(exp), "--address", ray_address], ray_tmp, timeout=240)
     assert code == 0, err
     assert "trials: 6 of num_samples=6   terminated: 6" in out
     assert "Traceback" not in err and "FileNotFoundError" not in err
