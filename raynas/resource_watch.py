@@ -10,18 +10,28 @@ every 60 s and compares with the cluster's total, not with what one node has.
 trial's request with the resources of every live node (``ray.nodes()``). When no node could
 ever hold it, it logs one warning naming the request, the largest node and the cluster's
 total; it warns again only after the request became placeable and then unplaceable again (a
-node holding such resources left). The trials stay PENDING: nothing is stopped.
+node holding such resources left). The trials stay PENDING: nothing is stopped. The period is
+5 s unless the environment variable ``RAYNAS_RESOURCE_WATCH_S`` (seconds, > 0) of the driver
+says otherwise.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import time
 from collections.abc import Mapping
 
 from ray.tune import Callback
 
+from raynas.errors import ConfigError
+
 log = logging.getLogger(__name__)
+
+#: Environment variable with the seconds between checks (default ``DEFAULT_PERIOD_S``).
+PERIOD_ENV = "RAYNAS_RESOURCE_WATCH_S"
+DEFAULT_PERIOD_S = 5.0
 
 #: Ray resource names as an experiment file spells them.
 _NAMES = {"CPU": "cpu", "GPU": "gpu"}
@@ -57,14 +67,34 @@ def unplaceable_message(
     )
 
 
+def _period_from_env() -> float:
+    """``RAYNAS_RESOURCE_WATCH_S`` as seconds, or the default when it is unset or empty."""
+    text = os.environ.get(PERIOD_ENV, "").strip()
+    if not text:
+        return DEFAULT_PERIOD_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{PERIOD_ENV} must be a number of seconds > 0, got {text!r}")
+    return value
+
+
 class ResourceWatch(Callback):
     """Warns once when PENDING trials ask for resources no live node has (see module doc).
 
     Args:
-        period_s: seconds between checks (each check asks the GCS for the node list).
+        period_s: seconds between checks (each check asks the GCS for the node list); None:
+            ``RAYNAS_RESOURCE_WATCH_S`` of the environment if set, else 5.
+
+    Raises:
+        ConfigError: ``RAYNAS_RESOURCE_WATCH_S`` is set but not a number of seconds > 0.
     """
 
-    def __init__(self, period_s: float = 5.0) -> None:
+    def __init__(self, period_s: float | None = None) -> None:
+        if period_s is None:
+            period_s = _period_from_env()
         if not period_s > 0:
             raise ValueError(f"period_s must be > 0, got {period_s!r}")
         self.period_s = float(period_s)

@@ -251,9 +251,12 @@ def test_searcher_suggests_the_same_with_and_without_a_node_loss(cluster, tmp_pa
 # --------------------------------------------------------------------------- too small
 
 
-def test_trial_asking_more_than_any_node_has_waits_with_one_warning(cluster, tmp_path):
+def test_trial_asking_more_than_any_node_has_waits_with_one_warning(
+    cluster, tmp_path, monkeypatch
+):
     # 2 CPUs per trial: the cluster has 2 CPUs in all, but no node has more than 1.
     config = node_loss.experiment("train", num_samples=1, resources={"cpu": 2})
+    monkeypatch.setenv("RAYNAS_RESOURCE_WATCH_S", "1")  # a check every second, not every 5 s
     log = tmp_path / "big.log"
     proc = node_loss.start_run(config, tmp_path, "big", cluster.address, log)
     try:
@@ -262,7 +265,7 @@ def test_trial_asking_more_than_any_node_has_waits_with_one_warning(cluster, tmp
             assert proc.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
-        time.sleep(6)  # more checks (every 5 s): still one warning
+        time.sleep(3)  # more checks (every second): still one warning
         assert proc.poll() is None  # waiting, not failed
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)

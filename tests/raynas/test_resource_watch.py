@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from raynas.config import ConfigError
 from raynas.resource_watch import ResourceWatch, fits, unplaceable_message
 
 CPU_NODES = [{"CPU": 1.0, "memory": 1e9}, {"CPU": 1.0, "memory": 1e9}, {"CPU": 0.0}]
@@ -36,3 +37,18 @@ def test_no_live_node_is_unplaceable():
 def test_period_must_be_positive():
     with pytest.raises(ValueError, match="period_s must be > 0, got 0"):
         ResourceWatch(period_s=0)
+
+
+def test_period_comes_from_the_environment_when_not_given(monkeypatch):
+    monkeypatch.delenv("RAYNAS_RESOURCE_WATCH_S", raising=False)
+    assert ResourceWatch().period_s == 5.0
+    monkeypatch.setenv("RAYNAS_RESOURCE_WATCH_S", "0.5")
+    assert ResourceWatch().period_s == 0.5
+    assert ResourceWatch(period_s=2).period_s == 2.0
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "five", "nan", "inf"])
+def test_a_bad_period_in_the_environment_is_a_user_error(monkeypatch, bad):
+    monkeypatch.setenv("RAYNAS_RESOURCE_WATCH_S", bad)
+    with pytest.raises(ConfigError, match=f"RAYNAS_RESOURCE_WATCH_S .* got '{bad}'"):
+        ResourceWatch()
