@@ -42,8 +42,8 @@ suggests the candidate architecture with the highest acquisition value:
    keep climbing from the incumbent while later regions explore, so the incumbent ends a
    verified local optimum (all its neighbours evaluated) as local search's does. Once its
    neighbours are all evaluated or in flight, a turn takes the incumbent's unseen architectures
-   two moves away (``incumbent_radius: 2``, when neighbourhoods can be enumerated: NB201's
-   local optima next to the best sit three moves from it), else it falls back to step 3.
+   two moves away (``incumbent_radius: 2``, when neighbourhoods can be enumerated), else it
+   falls back to step 3.
 
 **Defaults**: 5 uniform random architectures per region (``n_init``), 5 MLPs of 2 x 32
 units, 100 Adam steps for the first fit and 20 for each refit (from the last weights), refitted
@@ -380,16 +380,16 @@ class BananasSearcher(NASSearcher):
             for child, child_key in self._neighbours_of(config, key):
                 add(child, child_key)
         if len(out) > self.num_candidates:
-            keep = self.rng.choice(len(out), size=self.num_candidates, replace=False)
-            out = [out[i] for i in sorted(keep)]
+            out = self._at_most(out, self.num_candidates)
             taken = {k for _, k in out}
         if out:
             out.extend(self._random_candidates(self.random_candidates, taken))
         return out
 
     def _incumbent_candidates(self, scored: list[tuple[dict, float]]) -> list[tuple[dict, str]]:
-        """Unseen neighbours of the best architecture found so far, in any region (at most
-        ``num_candidates``; none once its neighbourhood is used up or in flight)."""
+        """Unseen neighbours of the best architecture found so far, in any region, or once they
+        are used up or in flight its unseen architectures two moves away (``incumbent_radius``
+        2); at most ``num_candidates``, none when nothing is left."""
         best = max(scored, key=lambda m: m[1])[0]
         best_key = self.arch_key(best)
         near = self._neighbours_of(best, best_key)
@@ -402,10 +402,14 @@ class BananasSearcher(NASSearcher):
                     if k not in ring and k not in taken and k not in self.seen:
                         taken.add(k)
                         out.append((c, k))
-        if len(out) > self.num_candidates:
-            keep = self.rng.choice(len(out), size=self.num_candidates, replace=False)
-            out = [out[i] for i in sorted(keep)]
-        return out
+        return self._at_most(out, self.num_candidates)
+
+    def _at_most(self, out: list[tuple[dict, str]], n: int) -> list[tuple[dict, str]]:
+        """``out``, or a seeded random subset of ``n`` of it (in its order) when longer."""
+        if len(out) <= n:
+            return out
+        keep = self.rng.choice(len(out), size=n, replace=False)
+        return [out[i] for i in sorted(keep)]
 
     def _random_candidates(self, n: int, taken: set[str]) -> list[tuple[dict, str]]:
         """Up to ``n`` uniform random unseen candidates not in ``taken`` (which grows)."""
