@@ -18,8 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nb201_searchers import _se  # noqa: E402
 
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
 TAIL_AT = (100, 150, 200, 250, 300)
@@ -34,10 +39,6 @@ def _load(path: str) -> tuple[dict, dict]:
 
 def _regret(meta: dict, run: dict, budget: int) -> float:
     return meta["optimum"][run["dataset"]]["val"] - run["best"][str(budget)]["val_acc"]
-
-
-def _se(x: np.ndarray) -> float:
-    return float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
 
 
 def _first_hit(meta: dict, run: dict) -> float:
