@@ -77,14 +77,22 @@ def spearman(a, b) -> float:
 
 
 def bootstrap_ci(a, b, n: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile interval of Spearman's rho over resamples of the pairs."""
+    """95% percentile interval of Spearman's rho over resamples of the pairs.
+
+    Resamples whose values are all equal on one side have no rho and are skipped; (nan, nan)
+    when fewer than 3 pairs are given or no resample has a rho.
+    """
     rng = np.random.default_rng(seed)
     a, b = np.asarray(a), np.asarray(b)
+    if len(a) < 3:
+        return float("nan"), float("nan")
     values = []
     for _ in range(n):
         idx = rng.integers(0, len(a), len(a))
         if len(set(a[idx])) > 1 and len(set(b[idx])) > 1:
             values.append(spearman(a[idx], b[idx]))
+    if not values:
+        return float("nan"), float("nan")
     lo, hi = np.percentile(values, [2.5, 97.5])
     return float(lo), float(hi)
 

@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scratch-seeds", type=int, default=2)
     parser.add_argument("--out", help="also write the printed lines to this file")
     args = parser.parse_args(argv)
+    if len(args.pilot_seeds) < 3:
+        parser.error("--pilot-seeds: give at least 3 (a Spearman of fewer subnets means nothing)")
     torch.set_num_threads(1)
 
     import search_spaces
