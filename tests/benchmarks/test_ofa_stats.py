@@ -44,3 +44,23 @@ def test_ofa_noise_refuses_fewer_than_three_pilots() -> None:
     )
     assert proc.returncode == 2
     assert "at least 3" in proc.stderr
+
+
+def test_size_curves_share_every_pair_once_and_summarise_the_logs(tmp_path, capsys) -> None:
+    from ofa_size_curves import NETS, _share, summary
+
+    pairs = [(net, run) for run in ("32:0.1", "64:0.1") for net in NETS]
+    jobs = _share(pairs, 2)
+    assert sorted(p for job in jobs for p in job) == sorted(pairs)
+    assert all(job for job in jobs)
+    log = tmp_path / "a.log"
+    log.write_text(
+        "# job 0/1\n"
+        "smallest size 32 lr 0.1 epoch 1 loss 2.100 val 20.50 s 4.0\n"
+        "smallest size 32 lr 0.1 epoch 2 loss 1.900 val 25.00 s 8.0\n"
+        "largest size 32 lr 0.1 epoch 1 loss 2.200 val 15.40 s 40.0\n"
+    )
+    summary([str(log)])
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
+    assert rows["smallest"][3:5] == ["20.5", "25.0"]
+    assert rows["largest"][3:5] == ["15.4", "-"]
