@@ -15,13 +15,13 @@ import logging
 import os
 import socket
 import stat
-import sys
 from pathlib import Path
 
 import yaml
 
 from raynas import storage
 from raynas.config import ConfigError, ExperimentConfig, from_mapping, parse_yaml
+from raynas.event_writer import tensorboardx_without_torch
 from raynas.preflight import (  # noqa: F401 - also this module's API, as before
     NETWORK_FILESYSTEMS,
     Parts,
@@ -93,26 +93,6 @@ def write_config(loc: Location, config: ExperimentConfig) -> None:
     data = config.to_dict()
     data["storage_path"] = storage.redact(data["storage_path"])
     loc.write_text(CONFIG_FILE, yaml.safe_dump(data, sort_keys=False))
-
-
-def _tensorboardx_without_torch() -> None:
-    """Import tensorboardX, for Tune's per-trial TensorBoard logger, without torch.
-
-    The logger's ``tensorboardX.writer`` imports torch when it can (1.5 s idle, 5 s on a
-    loaded 2-core machine) only to accept torch tensors, which Tune never passes; the driver
-    would otherwise import it before its first trial starts. torch stays importable: the
-    block lasts for this one import.
-    """
-    if "tensorboardX" in sys.modules or "torch" in sys.modules:
-        return
-    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` -> ImportError
-    try:
-        import tensorboardX  # noqa: F401
-    except ImportError:  # not installed: Tune skips the logger
-        pass
-    finally:
-        if sys.modules.get("torch", 0) is None:
-            del sys.modules["torch"]
 
 
 def _with_resources(parts: Parts):
@@ -337,7 +317,7 @@ def run(
     write_config(loc, config)
     init_ray(address)
     check_shared_storage(loc)
-    _tensorboardx_without_torch()
+    tensorboardx_without_torch()
     tuner = tune.Tuner(
         _with_resources(parts),
         # Trainables may add keys of their own (the darts trainable's sweep of settings).
@@ -494,7 +474,7 @@ def resume(path: str | Path, address: str | None = None, verbose: int = 1):
     quiet_tune()
     init_ray(address)
     check_shared_storage(loc)
-    _tensorboardx_without_torch()
+    tensorboardx_without_torch()
     tuner = tune.Tuner.restore(
         target, trainable=_with_resources(parts), resume_unfinished=True, resume_errored=True
     )

@@ -60,37 +60,43 @@ warning, measures again and overwrites it.
 
 from __future__ import annotations
 
-from raynas.hardware.device import CACHE_ENV, DEFAULT_CACHE_DIR, default_cache_dir, device_key
-from raynas.hardware.measure import (
-    CLOCKS,
-    SUPPORTED_DEVICE_TYPES,
-    LatencyStats,
-    check_device,
-    interleaved_latency_samples,
-    latency_samples,
-    measure_latency,
-    torch_threads,
-)
-from raynas.hardware.options import BUILD_OPTIONS, check_build_options
-from raynas.hardware.segments import (
-    CALIBRATION_SEED,
-    CALIBRATION_SUBNETS,
-    FIXED_PARTS,
-    PROBE_SUBNETS,
-    block_key,
-    calibration_genotypes,
-    distinct_block_specs,
-    network_segments,
-    probe_genotypes,
-    segment_samples,
-)
-from raynas.hardware.table import (
-    FORMAT_VERSION,
-    SCALE_BOUNDS,
-    LatencyCacheError,
-    LatencyTable,
-    cache_path,
-)
+import importlib
+from typing import Any
+
+#: Public name -> the submodule that defines it. Imported on first use (PEP 562), so that
+#: ``raynas.hardware.targets`` (what ``raynas report`` needs: the latency metric names) does
+#: not import torch with the measuring code.
+_EXPORTS = {
+    "CACHE_ENV": "device",
+    "DEFAULT_CACHE_DIR": "device",
+    "default_cache_dir": "device",
+    "device_key": "device",
+    "CLOCKS": "measure",
+    "LatencyStats": "measure",
+    "SUPPORTED_DEVICE_TYPES": "measure",
+    "check_device": "measure",
+    "interleaved_latency_samples": "measure",
+    "latency_samples": "measure",
+    "measure_latency": "measure",
+    "torch_threads": "measure",
+    "BUILD_OPTIONS": "options",
+    "check_build_options": "options",
+    "CALIBRATION_SEED": "segments",
+    "CALIBRATION_SUBNETS": "segments",
+    "FIXED_PARTS": "segments",
+    "PROBE_SUBNETS": "segments",
+    "block_key": "segments",
+    "calibration_genotypes": "segments",
+    "distinct_block_specs": "segments",
+    "network_segments": "segments",
+    "probe_genotypes": "segments",
+    "segment_samples": "segments",
+    "FORMAT_VERSION": "table",
+    "LatencyCacheError": "table",
+    "LatencyTable": "table",
+    "SCALE_BOUNDS": "table",
+    "cache_path": "table",
+}
 
 __all__ = [
     "BUILD_OPTIONS",
@@ -123,3 +129,23 @@ __all__ = [
     "segment_samples",
     "torch_threads",
 ]
+
+
+#: The submodules, also reachable as attributes (``hardware.measure``), as when this module
+#: imported them all.
+_SUBMODULES = frozenset({*_EXPORTS.values(), "targets"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS, *_SUBMODULES})

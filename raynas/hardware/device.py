@@ -7,10 +7,10 @@ import os
 import platform
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from raynas.hardware.measure import check_device, positive_int
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,10 @@ def device_key(device: str | torch.device = "cpu", threads: int | None = None) -
     CPU: ``cpu-<cpu model>-threads<T>`` (T = ``threads`` or torch's current thread count);
     CUDA: ``cuda-<device name>``.
     """
+    import torch  # here, not above: the cache folder and targets' names need no torch
+
+    from raynas.hardware.measure import check_device, positive_int
+
     dev = check_device(device)
     if dev.type == "cuda":
         return f"cuda-{slug(torch.cuda.get_device_name(dev))}"

@@ -25,12 +25,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from raynas.errors import ConfigError
 from raynas.hardware.device import default_cache_dir, device_key, slug
-from raynas.hardware.measure import check_device
-from raynas.hardware.table import LatencyCacheError, LatencyTable
+
+if TYPE_CHECKING:
+    from raynas.hardware.table import LatencyTable
 
 #: Prefix of the metric that holds a target's latency: ``latency_ms_<target>``.
 METRIC_PREFIX = "latency_ms_"
@@ -150,6 +151,10 @@ def table(
             tables were built at); a CUDA target on a machine without CUDA.
         ValueError: a bad target name or setting.
     """
+    # Imported here: the measuring code needs torch, the names of targets do not.
+    from raynas.hardware.measure import check_device
+    from raynas.hardware.table import LatencyCacheError, LatencyTable
+
     target = parse(target) if isinstance(target, str) else target
     try:
         check_device(target.device)

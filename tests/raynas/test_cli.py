@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.request
 
 import pytest
-from helpers import EXAMPLES, tensorboard
+from helpers import EXAMPLES, cli_env, tensorboard
 
 from raynas import cli
 
@@ -71,6 +73,25 @@ def test_export_writes_best_architecture_json(finished, capsys, tmp_path):
     # It is the best of the experiment.
     _, report, _ = run_cli(["report", str(finished), "--top", "1"], capsys)
     assert best["arch"] in report
+
+
+def test_run_and_report_of_a_table_experiment_import_no_torch(ray_address, tmp_path):
+    # A table lookup needs no torch: importing it would cost the driver seconds (more on a
+    # loaded machine), e.g. for the search's TensorBoard view or the report's target names.
+    code = f"""
+import sys
+from raynas import cli
+run = ["run", {str(EXAMPLES / "nb201_random.yaml")!r}, "--set", "num_samples=2", "-q"]
+assert cli.main([*run, "--storage-path", {str(tmp_path)!r}, "--address", {ray_address!r}]) == 0
+assert cli.main(["report", {str(tmp_path / "nb201-random")!r}]) == 0
+assert "torch" not in sys.modules, "torch imported"
+print("ok")
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=cli_env(), capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+    assert any((tmp_path / "nb201-random" / "search").glob("events.out.tfevents.*"))
 
 
 def test_report_on_missing_folder_is_a_user_error(tmp_path, capsys):

@@ -194,8 +194,8 @@ def test_the_driver_imports_no_torch_for_tunes_tensorboard_logger():
     # (run and resume call this before they build their Tuner.)
     code = """
 import sys
-from raynas import experiment
-experiment._tensorboardx_without_torch()
+from raynas import event_writer
+event_writer.tensorboardx_without_torch()
 from ray.tune.logger import TBXLoggerCallback
 TBXLoggerCallback()
 from tensorboardX import SummaryWriter
