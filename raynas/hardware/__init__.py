@@ -98,37 +98,7 @@ _EXPORTS = {
     "cache_path": "table",
 }
 
-__all__ = [
-    "BUILD_OPTIONS",
-    "CACHE_ENV",
-    "CALIBRATION_SEED",
-    "CALIBRATION_SUBNETS",
-    "CLOCKS",
-    "DEFAULT_CACHE_DIR",
-    "FIXED_PARTS",
-    "FORMAT_VERSION",
-    "PROBE_SUBNETS",
-    "SCALE_BOUNDS",
-    "SUPPORTED_DEVICE_TYPES",
-    "LatencyCacheError",
-    "LatencyStats",
-    "LatencyTable",
-    "block_key",
-    "cache_path",
-    "calibration_genotypes",
-    "check_build_options",
-    "check_device",
-    "default_cache_dir",
-    "device_key",
-    "distinct_block_specs",
-    "interleaved_latency_samples",
-    "latency_samples",
-    "measure_latency",
-    "network_segments",
-    "probe_genotypes",
-    "segment_samples",
-    "torch_threads",
-]
+__all__ = sorted(_EXPORTS)
 
 
 #: The submodules, also reachable as attributes (``hardware.measure``), as when this module
