@@ -6,12 +6,15 @@ smallest (depth 2, kernel 3, expand 3) and one random subnet (``space.sample`` w
 990, never a reported seed) alone, with ``ofa.py``'s ``scratch_trainer`` (the ``train``
 trainable's ``Trainer``, one thread), on the genuine CIFAR-10 subset (``--images`` training
 images, 2,000 validation images, split seed 0), for each ``--runs`` setting ``SIZE:LR``
-(image size, learning rate; batch 64, cosine), and prints per epoch the training loss, the val
-accuracy and the seconds so far. ``--job K/N`` runs the K-th of N shares of the (net, setting)
-pairs, so two processes can share the work; ``--summary LOG ...`` prints the table of their lines.
+(image size, learning rate; batch ``--batch-size``, default 64; cosine), and prints per epoch
+the training loss, the val accuracy and the seconds so far. ``--nets`` picks other networks
+(``largest``, ``smallest``, ``random<seed>``). ``--job K/N`` runs the K-th of N shares of the
+(net, setting) pairs, so two processes can share the work; ``--summary LOG ...`` prints the
+table of their lines.
 
     python benchmarks/ofa_size_curves.py --job 0/2 > a.log & python ... --job 1/2 > b.log
     python benchmarks/ofa_size_curves.py --summary a.log b.log
+    python benchmarks/ofa_size_curves.py --nets random990 --images 8000 --epochs 6 --runs 32:0.1
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ def run(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     space = search_spaces.get("mobilenetv3", width_mult=args.width_mult)
     k, n = (int(v) for v in args.job.split("/"))
-    pairs = _share([(net, run) for run in args.runs for net in NETS], n)[k]
+    pairs = _share([(net, run) for run in args.runs for net in args.nets], n)[k]
     print(f"# job {args.job}, load at start {os.getloadavg()[0]:.1f}", flush=True)
     for net, setting in pairs:
         size, lr = int(setting.split(":")[0]), float(setting.split(":")[1])
@@ -80,9 +83,8 @@ def run(args: argparse.Namespace) -> None:
             "val_fraction": 2000,
             "seed": 0,
         }
-        trainer = scratch_trainer(
-            space, genotype_of(space, net), data, args.epochs, {"lr": lr, "batch_size": 64}
-        )
+        train = {"lr": lr, "batch_size": args.batch_size}
+        trainer = scratch_trainer(space, genotype_of(space, net), data, args.epochs, train)
         start = time.perf_counter()
         while trainer.epoch < args.epochs:
             m = trainer.step()
@@ -123,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width-mult", type=float, default=0.35)
     parser.add_argument("--images", type=int, default=5000, help="training images")
     parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--nets", nargs="+", default=list(NETS), help="largest, smallest, random<seed>"
+    )
     parser.add_argument("--runs", nargs="+", default=["32:0.1", "32:0.03", "64:0.1"])
     parser.add_argument("--job", default="0/1", help="K/N: the K-th of N shares of the work")
     parser.add_argument("--summary", nargs="+", metavar="LOG", help="print the table of logs")
